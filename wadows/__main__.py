@@ -1,0 +1,5 @@
+import sys
+
+from wadows.cli import main
+
+sys.exit(main())

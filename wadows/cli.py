@@ -1,0 +1,126 @@
+"""The `wadows` command: serve, index, sample, retrieve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from wadows import __version__
+from wadows.config import ConfigError
+
+DEFAULT_DATA_DIR = Path(".wadows")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", True) else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("spyne").setLevel(logging.WARNING)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"wadows: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wadows", description="WADO-WS server with anonymization on request")
+    parser.add_argument("--version", action="version", version=f"wadows {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="index a folder of DICOM files and serve it over WADO-WS")
+    serve.add_argument("--store", type=Path, help="folder of DICOM Part 10 files (indexed recursively)")
+    serve.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                       help="where the index, the repository UID and the key are kept (default .wadows)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--repository-uid", help="the RepositoryUniqueId this server answers to")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.set_defaults(run=_serve)
+
+    index = sub.add_parser("index", help="index (or re-index) a folder of DICOM files")
+    index.add_argument("folder", type=Path)
+    index.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    index.set_defaults(run=_index)
+
+    sample = sub.add_parser("sample", help="write the bundled sample studies (fictional patients) to a folder")
+    sample.add_argument("folder", type=Path)
+    sample.set_defaults(run=_sample)
+
+    retrieve = sub.add_parser("retrieve", help="retrieve a study or series from a WADO-WS server (RAD-69)")
+    retrieve.add_argument("--url", required=True, help="the server's endpoint, e.g. http://127.0.0.1:8080/wado-ws")
+    retrieve.add_argument("--study", required=True, help="Study Instance UID")
+    retrieve.add_argument("--series", help="Series Instance UID (default: every series of the study)")
+    retrieve.add_argument("--anonymize", action="store_true", help="ask for de-identified objects")
+    retrieve.add_argument("--transfer-syntax", action="append", dest="transfer_syntaxes",
+                          help="accepted transfer syntax UID (repeatable; default: common ones)")
+    retrieve.add_argument("--out", type=Path, required=True, help="folder to write the objects into")
+    retrieve.set_defaults(run=_retrieve)
+    return parser
+
+
+def _serve(args) -> int:
+    from wadows import config as cfg
+    from wadows.runtime import build_app
+
+    conf = cfg.load(args.config)
+    folder = args.store or (Path(conf.get("store", "folder")) if conf.get("store", "folder") else None)
+    if folder is None:
+        print("wadows serve: --store DIR is required (or [store] folder in the configuration)", file=sys.stderr)
+        return 2
+    if not folder.is_dir():
+        print(f"wadows serve: the store folder does not exist: {folder}", file=sys.stderr)
+        return 2
+    host = args.host or conf.get("server", "host")
+    port = args.port or conf.get("server", "port")
+    workers = args.workers or conf.get("server", "workers")
+    app, summary = build_app(conf, folder, args.data_dir, args.repository_uid, show_progress=True)
+    print(f"wadows: {summary}", file=sys.stderr)
+
+    def ready():
+        url = f"http://{host}:{port}/wado-ws"
+        print(f"wadows {__version__} serving {app.source.store.count()} instances\n"
+              f"  endpoint        {url}\n"
+              f"  WSDL            {url}?wsdl\n"
+              f"  repository UID  {app.source.repository_uid}\n"
+              f"  try             .venv/bin/python examples/retrieve_study.py {url}", flush=True)
+
+    from wadows.server import run
+
+    run(app, host, port, workers, conf.get("server", "threads"), when_ready=ready)
+    return 0
+
+
+def _index(args) -> int:
+    from wadows.store.folder import index_folder
+
+    if not args.folder.is_dir():
+        print(f"wadows index: not a folder: {args.folder}", file=sys.stderr)
+        return 2
+    summary = index_folder(args.folder, args.data_dir, show_progress=True)
+    print(summary)
+    return 0
+
+
+def _sample(args) -> int:
+    from wadows.sample import build_sample
+
+    paths = build_sample(args.folder)
+    print(f"sample studies in {args.folder}: {len(paths)} files")
+    return 0
+
+
+def _retrieve(args) -> int:
+    from wadows.client import retrieve_to_folder
+
+    return retrieve_to_folder(args.url, args.study, args.series, args.anonymize, args.transfer_syntaxes, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Running the WSGI application under gunicorn (gthread workers: one process per core, threads for I/O)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app, options: dict):
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.application
+
+
+def run(app, host: str, port: int, workers: int, threads: int, when_ready: Callable[[], None] | None = None) -> None:
+    options = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        # gthread workers heartbeat from their main thread, so long downloads are not cut by this timeout.
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": None,  # our own log lines carry no identifiers; an access log with query strings could
+        "errorlog": "-",
+        "loglevel": "warning",
+        "preload_app": True,
+        "proc_name": "wadows",
+    }
+    if when_ready is not None:
+        options["when_ready"] = lambda server: when_ready()
+    _Gunicorn(app, options).run()

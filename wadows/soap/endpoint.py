@@ -1,0 +1,118 @@
+"""POST /wado-ws: from HTTP bytes to a streamed MTOM answer, with every bad input turned into a fault."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable
+
+from lxml import etree
+
+from wadows.soap import addressing, faults, mtom_in, mtom_out
+from wadows.soap import namespaces as ns
+from wadows.soap.errors import SoapFault, receiver, sender
+from wadows.soap.operations import BY_REQUEST
+from wadows.soap.service import RequestState, SpyneDriver
+from wadows.soap.xmlparse import parse_untrusted
+from wadows.wado.source import ImagingDocumentSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_xml_depth: int = 64
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: Iterable[bytes]
+
+
+class SoapEndpoint:
+    def __init__(self, source: ImagingDocumentSource, limits: Limits = Limits()):
+        self.source = source
+        self.limits = limits
+        self.driver = SpyneDriver()
+
+    def handle(self, environ: dict) -> HttpAnswer:
+        relates_to = None
+        try:
+            body = read_body(environ, self.limits.max_request_bytes)
+            package = mtom_in.unpack(environ.get("CONTENT_TYPE", ""), body)
+            envelope = parse_untrusted(package.xml, self.limits.max_xml_depth)
+            header, request = split_envelope(envelope)
+            mtom_in.resolve_xop(envelope, package.attachments)
+            wsa = addressing.read(header)
+            relates_to = wsa.message_id
+            spec = BY_REQUEST.get(request.tag)
+            if spec is None:
+                raise sender("The SOAP Body does not hold a request of an operation this endpoint offers")
+            state = RequestState(source=self.source)
+            response = self.driver.call(envelope, state)
+            action = spec.response_action(wsa.action or package.action_param)
+            response.insert(0, addressing.response_header(action, relates_to))
+            xml = etree.tostring(response, xml_declaration=True, encoding="UTF-8")
+            message = mtom_out.build(xml, state.attachments, action)
+            headers = [("Content-Type", message.content_type), ("MIME-Version", "1.0")]
+            if message.content_length is not None:
+                headers.append(("Content-Length", str(message.content_length)))
+            return HttpAnswer(200, headers, message.chunks)
+        except SoapFault as fault:
+            log.info("SOAP fault %s: %s", fault.code, fault.reason)
+            return fault_answer(fault, relates_to)
+        except Exception:
+            log.exception("unexpected failure while handling a SOAP request")
+            return fault_answer(receiver(), relates_to)
+
+
+def fault_answer(fault: SoapFault, relates_to: str | None) -> HttpAnswer:
+    body = faults.envelope(fault, relates_to)
+    return HttpAnswer(faults.http_status(fault),
+                      [("Content-Type", "application/soap+xml; charset=utf-8"), ("Content-Length", str(len(body)))],
+                      [body])
+
+
+def read_body(environ: dict, limit: int) -> bytes:
+    """The whole request body, refusing more than `limit` bytes (declared or actually sent, chunked or not)."""
+    declared = environ.get("CONTENT_LENGTH")
+    too_large = sender(f"The request is larger than this server accepts ({limit} bytes)", http_status=413)
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise sender("The Content-Length header is not a number") from None
+        if length > limit:
+            raise too_large
+    stream = environ["wsgi.input"]
+    parts, size = [], 0
+    while True:
+        chunk = stream.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        if declared and size >= int(declared):
+            break
+    return b"".join(parts)
+
+
+def split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element]:
+    if etree.QName(envelope).localname == "Envelope" and envelope.tag != f"{{{ns.SOAP12}}}Envelope":
+        raise SoapFault("VersionMismatch", "Only SOAP 1.2 envelopes are accepted "
+                                           "(namespace http://www.w3.org/2003/05/soap-envelope)")
+    if envelope.tag != f"{{{ns.SOAP12}}}Envelope":
+        raise sender("The request is not a SOAP envelope")
+    header = envelope.find(f"{{{ns.SOAP12}}}Header")
+    body = envelope.find(f"{{{ns.SOAP12}}}Body")
+    if body is None:
+        raise sender("The SOAP envelope has no Body")
+    children = [child for child in body if isinstance(child.tag, str)]
+    if not children:
+        raise sender("The SOAP Body is empty")
+    return header, children[0]

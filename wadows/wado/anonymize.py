@@ -1,0 +1,29 @@
+"""The value of the Anonymize element (PS3.18 §8.1.7; DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import enum
+
+from wadows.wado import codes
+from wadows.wado.rejected import Rejected
+
+
+class AnonymizeChoice(enum.Enum):
+    NO = "no"
+    YES = "yes"
+
+
+# "yes" is the standard's value; "true"/"1" come from clients built on a boolean-typed schema.
+_YES = {"yes", "true", "1"}
+_NO = {"no", "false", "0"}
+
+
+def parse_anonymize(value: str | None) -> AnonymizeChoice:
+    if value is None:
+        return AnonymizeChoice.NO
+    word = value.strip().lower()
+    if word in _YES:
+        return AnonymizeChoice.YES
+    if word in _NO:
+        return AnonymizeChoice.NO
+    raise Rejected(codes.INVALID_PARAMETER, "Anonymize must be yes (or true/1), or no (or false/0)")

@@ -1,0 +1,23 @@
+"""The Imaging Document Source: what the operations need to know about this server, in one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wadows.store.base import Store
+from wadows.wado.messages import RetrieveRequest, RetrieveResponse
+
+
+@dataclass
+class ImagingDocumentSource:
+    store: Store
+    repository_uid: str
+    home_community_id: str | None = None
+    deidentifier: object | None = None   # wadows.deid.engine.Deidentifier; None = Anonymize refused with 0002
+    max_documents: int = 10_000          # per request; more is urn:dicom:wado:0005
+    chunk_size: int = 1 << 20
+
+    def retrieve(self, request: RetrieveRequest) -> RetrieveResponse:
+        from wadows.wado.retrieve import retrieve
+
+        return retrieve(self, request)
