@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from urllib.parse import parse_qs
 
 from wadows.soap import contract
 from wadows.soap.endpoint import Limits, SoapEndpoint
 from wadows.wado.source import ImagingDocumentSource
+from wadows.wado.uids import is_valid_uid
 
 log = logging.getLogger(__name__)
 
 SOAP_PATH = "/wado-ws"
+_INSTANCES_PATH = re.compile(r"/studies/([^/]+)(?:/series/([^/]+))?/instances")
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
             500: "Internal Server Error"}
@@ -38,6 +41,8 @@ class WadowsApp:
                           [("Allow", "GET, HEAD, POST")])
         if path == "/health" and method in ("GET", "HEAD"):
             return self._health(start_response)
+        if path.startswith("/studies/") and method in ("GET", "HEAD"):
+            return self._instances(path, start_response)
         return _plain(start_response, 404, "Not found. The SOAP endpoint is /wado-ws (WSDL: /wado-ws?wsdl)\n")
 
     def endpoint_url(self, environ) -> str:
@@ -62,6 +67,26 @@ class WadowsApp:
         start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8"),
                                   ("Content-Length", str(len(document)))])
         return [document]
+
+    def _instances(self, path, start_response):
+        """QIDO-RS instance listing of one study or series (PS3.18 §10.6), UIDs only: what a RAD-69 caller needs
+        to name documents, nothing else about them."""
+        match = _INSTANCES_PATH.fullmatch(path)
+        if match is None or not all(is_valid_uid(uid) for uid in match.groups() if uid):
+            return _plain(start_response, 404, "Use /studies/{study}/instances or "
+                                               "/studies/{study}/series/{series}/instances\n")
+        records = self.source.store.instances(match.group(1), match.group(2))
+        if not records:
+            start_response("204 No Content", [])
+            return [b""]
+        data = json.dumps([{
+            "0020000D": {"vr": "UI", "Value": [r.study_uid]},
+            "0020000E": {"vr": "UI", "Value": [r.series_uid]},
+            "00080016": {"vr": "UI", "Value": [r.sop_class_uid]},
+            "00080018": {"vr": "UI", "Value": [r.sop_instance_uid]},
+        } for r in records]).encode()
+        start_response("200 OK", [("Content-Type", "application/dicom+json"), ("Content-Length", str(len(data)))])
+        return [data]
 
     def _health(self, start_response):
         try:

@@ -85,11 +85,12 @@ def _serve(args) -> int:
 
     def ready():
         url = f"http://{host}:{port}/wado-ws"
+        study = app.source.store.any_study() or "STUDY_UID"
         print(f"wadows {__version__} serving {app.source.store.count()} instances\n"
               f"  endpoint        {url}\n"
               f"  WSDL            {url}?wsdl\n"
               f"  repository UID  {app.source.repository_uid}\n"
-              f"  try             .venv/bin/python examples/retrieve_study.py {url}", flush=True)
+              f"  try             .venv/bin/python examples/retrieve_study.py {url} {study} --anonymize", flush=True)
 
     from wadows.server import run
 

@@ -52,7 +52,7 @@ class SoapEndpoint:
             if spec is None:
                 raise sender("The SOAP Body does not hold a request of an operation this endpoint offers")
             state = RequestState(source=self.source)
-            response = self.driver.call(envelope, state)
+            response = with_our_prefixes(self.driver.call(envelope, state))
             action = spec.response_action(wsa.action or package.action_param)
             response.insert(0, addressing.response_header(action, relates_to))
             xml = etree.tostring(response, xml_declaration=True, encoding="UTF-8")
@@ -100,6 +100,22 @@ def read_body(environ: dict, limit: int) -> bytes:
         if declared and size >= int(declared):
             break
     return b"".join(parts)
+
+
+def with_our_prefixes(element: etree._Element) -> etree._Element:
+    """The same tree with readable prefixes declared once on the Envelope (env:, ihe:, rs:, wado:, xop:) instead
+    of spyne's ns0/ns1 declared on every element: captures are read by people."""
+    def copy(source: etree._Element, parent: etree._Element | None) -> etree._Element:
+        if parent is None:
+            target = etree.Element(source.tag, source.attrib, nsmap=ns.NSMAP)
+        else:
+            target = etree.SubElement(parent, source.tag, source.attrib)
+        target.text, target.tail = source.text, source.tail
+        for child in source:
+            copy(child, target)
+        return target
+
+    return copy(element, None)
 
 
 def split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element]:

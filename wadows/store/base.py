@@ -45,5 +45,8 @@ class Store(Protocol):
     def open(self, record: InstanceRecord) -> BinaryIO:
         """A readable, seekable binary file of the Part 10 object. Raises StoreError."""
 
+    def instances(self, study_uid: str, series_uid: str | None = None) -> list[InstanceRecord]:
+        """The instances of a study, or of one of its series (for the QIDO-RS instance listing)."""
+
     def count(self) -> int:
         """How many instances the store holds (for /health)."""

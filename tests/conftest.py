@@ -1,0 +1,62 @@
+"""Shared fixtures: one real store folder and one real `wadows serve` process for the session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from support import ServerProcess
+from wadows.sample import build_sample, describe_sample
+
+
+def crlf_instance(path: Path) -> dict:
+    """An MR whose file ends in CR LF: the last two pixel bytes are 0x0D 0x0A (zeep issue 1249 bait)."""
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=["wadows test crlf study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["wadows test crlf series"])
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["wadows test crlf sop"])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PixelData = ds.PixelData[:-2] + b"\r\n"
+    for tag in [t for t in ds.keys() if t > 0x7FE00010]:  # trailing padding would hide the CR LF
+        del ds[tag]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    assert path.read_bytes().endswith(b"\r\n")
+    return {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID,
+            "sop_instance_uid": ds.SOPInstanceUID, "path": path}
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    build_sample(root / "sample")
+    crlf_instance(root / "extra" / "crlf.dcm")
+    (root / "extra" / "notes.txt").write_text("not DICOM: the index skips it\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample(store_dir) -> list[dict]:
+    rows = describe_sample(store_dir / "sample")
+    for row in rows:
+        row["path"] = store_dir / "sample" / row["file"]
+    return rows
+
+
+@pytest.fixture(scope="session")
+def crlf(store_dir) -> dict:
+    ds = pydicom.dcmread(store_dir / "extra" / "crlf.dcm", stop_before_pixels=True)
+    return {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID,
+            "sop_instance_uid": ds.SOPInstanceUID, "path": store_dir / "extra" / "crlf.dcm"}
+
+
+@pytest.fixture(scope="session")
+def server(store_dir, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    process = ServerProcess(store_dir, data_dir, data_dir / "server.log")
+    yield process
+    process.stop()

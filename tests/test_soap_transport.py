@@ -1,0 +1,238 @@
+"""The SOAP layer on the wire: MTOM packaging, WS-Addressing, faults, and hostile input, over raw HTTP."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from lxml import etree
+
+from support import (EXPLICIT_LE, RAD, SOAP12, WADO, WSA, XDS, doc, document_responses, envelope, post, rad69_body, registry,
+                     validate_envelope)
+
+SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
+
+
+def assert_still_serving(server, sample):
+    reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])])))
+    assert reply.status == 200
+    assert registry(reply.envelope())[0] == SUCCESS
+
+
+def fault(reply):
+    env = etree.fromstring(reply.raw)
+    f = env.find(f"{{{SOAP12}}}Body/{{{SOAP12}}}Fault")
+    assert f is not None, reply.raw[:500]
+    code = f.findtext(f"{{{SOAP12}}}Code/{{{SOAP12}}}Value")
+    reason = f.findtext(f"{{{SOAP12}}}Reason/{{{SOAP12}}}Text")
+    return env, code, reason
+
+
+def test_response_is_mtom_with_bracketed_start_and_matching_cids(server, sample):
+    rows = [r for r in sample if r["transfer_syntax_uid"] == EXPLICIT_LE][:3]
+    reply = post(server.endpoint, envelope(rad69_body([doc(r) for r in rows])))
+    ct = reply.content_type
+    assert ct.startswith("multipart/related;")
+    assert 'type="application/xop+xml"' in ct and 'start-info="application/soap+xml"' in ct
+    assert re.search(r'start="<[^>]+>"', ct)
+    mtom = reply.mtom()
+    assert mtom.root_headers["content-type"].startswith("application/xop+xml")
+    assert 'type="application/soap+xml"' in mtom.root_headers["content-type"]
+    hrefs = [d["cid"] for d in document_responses(reply.envelope())]
+    assert sorted(hrefs) == sorted(mtom.parts)
+    for cid in hrefs:
+        assert mtom.part_headers[cid]["content-type"] == "application/dicom"
+        assert mtom.part_headers[cid]["content-transfer-encoding"] == "binary"
+    # Stored files are sent as they are: their sizes are known, so the length is too.
+    assert int(reply.headers["Content-Length"]) == len(reply.raw)
+
+
+def test_transcoded_answer_is_chunked(server, sample):
+    row = next(r for r in sample if r["transfer_syntax_uid"] != EXPLICIT_LE)
+    reply = requests.post(server.endpoint, data=envelope(rad69_body([doc(row)])),
+                          headers={"Content-Type": "application/soap+xml"}, timeout=30)
+    assert reply.status_code == 200 and reply.headers.get("Transfer-Encoding") == "chunked"
+
+
+def test_ws_addressing_action_and_relates_to(server, sample):
+    reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])]), message_id="urn:uuid:1234-abcd"))
+    header = reply.envelope().find(f"{{{SOAP12}}}Header")
+    action = header.find(f"{{{WSA}}}Action")
+    assert action.text == "urn:ihe:iti:2007:RetrieveDocumentSetResponse"
+    assert action.get(f"{{{SOAP12}}}mustUnderstand") in ("1", "true")
+    assert header.findtext(f"{{{WSA}}}RelatesTo") == "urn:uuid:1234-abcd"
+    assert header.findtext(f"{{{WSA}}}MessageID").startswith("urn:uuid:")
+
+
+@pytest.mark.parametrize("action", ["urn:ihe:rad:2009:RetrieveImagingDocumentSet ",
+                                    "urn:ihe:rad:xdsi-b:2009:RetrieveImagingDocumentSet", ""])
+def test_every_rad69_action_spelling_and_a_jaxws_message_id(server, sample, action):
+    reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])]), action=action, message_id="uuid:42"))
+    assert reply.status == 200
+    assert reply.envelope().find(f"{{{SOAP12}}}Header").findtext(f"{{{WSA}}}RelatesTo") == "uuid:42"
+
+
+@pytest.mark.parametrize("prefix", ["urn:dicom:wado:ws:2011", "urn:dicom:ws:wado:2011"])
+def test_rendered_is_declared_and_answers_in_the_callers_dialect(server, sample, prefix):
+    study, series, sop = doc(sample[0])
+    body = (f'<wado:RetrieveRenderedImagingDocumentSetRequest xmlns:wado="{WADO}" xmlns:ihe="{XDS}">'
+            f'<wado:StudyRequest studyInstanceUID="{study}"><wado:SeriesRequest seriesInstanceUID="{series}">'
+            f'<wado:RenderedDocumentRequest><ihe:DocumentUniqueId>{sop}</ihe:DocumentUniqueId>'
+            f'<wado:ContentTypeList><wado:ContentType>image/jpeg</wado:ContentType></wado:ContentTypeList>'
+            f'</wado:RenderedDocumentRequest></wado:SeriesRequest></wado:StudyRequest>'
+            f'</wado:RetrieveRenderedImagingDocumentSetRequest>')
+    reply = post(server.endpoint, envelope(body, action=f"{prefix}:RetrieveRenderedImagingDocumentSet"))
+    env = reply.envelope()
+    assert env.find(f"{{{SOAP12}}}Header").findtext(f"{{{WSA}}}Action") == \
+        f"{prefix}:RetrieveRenderedImagingDocumentSetResponse"
+    validate_envelope(env, {})
+    status, errors = registry(env)
+    assert errors[0]["errorCode"] == "urn:dicom:wado:0013" and errors[0]["location"] == sop
+
+
+def test_cxf_style_mtom_request_with_xml_declaration_and_no_attachments(server, sample):
+    boundary = "uuid:7d2c1a3e-5b1f-4c6e-9f0a-8e2b3c4d5e6f"
+    xml = envelope(rad69_body([doc(sample[0])]))  # starts with an XML declaration
+    body = (f"--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\n"
+            f"Content-Transfer-Encoding: binary\r\nContent-ID: <root.message@cxf.apache.org>\r\n\r\n").encode() \
+        + xml + f"\r\n--{boundary}--".encode()
+    ct = (f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; '
+          f'start="<root.message@cxf.apache.org>"; start-info="application/soap+xml"; '
+          f'action="urn:ihe:rad:2009:RetrieveImagingDocumentSet"')
+    reply = post(server.endpoint, body, content_type=ct)
+    assert reply.status == 200, reply.raw[:1000]
+    status, _ = registry(reply.envelope())
+    assert status == SUCCESS
+    assert reply.mtom().parts[document_responses(reply.envelope())[0]["cid"]] == sample[0]["path"].read_bytes()
+
+
+def test_chunked_request_body(server, sample):
+    xml = envelope(rad69_body([doc(sample[0])]))
+    reply = requests.post(server.endpoint, data=(xml[i:i + 100] for i in range(0, len(xml), 100)),
+                          headers={"Content-Type": "application/soap+xml"}, timeout=30)
+    assert reply.status_code == 200 and reply.request.headers.get("Transfer-Encoding") == "chunked"
+
+
+def test_soap11_envelope_gets_version_mismatch(server, sample):
+    xml = envelope(rad69_body([doc(sample[0])]), soap_ns="http://schemas.xmlsoap.org/soap/envelope/")
+    reply = post(server.endpoint, xml, content_type="text/xml; charset=utf-8",
+                 headers={"SOAPAction": "urn:ihe:rad:2009:RetrieveImagingDocumentSet"})
+    env, code, reason = fault(reply)
+    assert reply.status == 500 and code.endswith(":VersionMismatch")
+    assert env.find(f"{{{SOAP12}}}Header/{{{SOAP12}}}Upgrade") is not None
+    assert_still_serving(server, sample)
+
+
+@pytest.mark.parametrize("name,body", [
+    ("malformed", b"<s:Envelope xmlns:s='http://www.w3.org/2003/05/soap-envelope'><s:Body></s:Envelope>"),
+    ("empty", b""),
+    ("not an envelope", b"<hello/>"),
+    ("empty body", envelope("")),
+    ("unknown operation", envelope("<x:Bogus xmlns:x='urn:example'/>")),
+    ("deep", b"<a>" * 3000 + b"</a>" * 3000),
+])
+def test_unreadable_requests_are_sender_faults(server, sample, name, body):
+    reply = post(server.endpoint, body)
+    env, code, reason = fault(reply)
+    assert reply.status == 400 and code.endswith(":Sender"), (name, reason)
+    assert "Traceback" not in reason and "File " not in reason
+    assert_still_serving(server, sample)
+
+
+def test_xxe_is_not_resolved(server, sample):
+    secret = open("/etc/passwd").read().split(":")[0]
+    xml = (b'<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           + envelope(rad69_body([doc(sample[0])]).replace("<ihe:DocumentUniqueId>",
+                                                            "<ihe:DocumentUniqueId>&x;")).split(b"?>", 1)[1])
+    reply = post(server.endpoint, xml)
+    assert reply.status == 400
+    assert b"root:x:" not in reply.raw and secret.encode() + b":x:" not in reply.raw
+    assert_still_serving(server, sample)
+
+
+def test_billion_laughs_is_refused_quickly(server, sample):
+    entities = '<!ENTITY a "lollollollollol">' + "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9))
+    xml = f'<?xml version="1.0"?><!DOCTYPE s [{entities}]><s>&j;</s>'.encode()
+    reply = post(server.endpoint, xml)
+    assert reply.status == 400
+    assert len(reply.raw) < 5000
+    assert_still_serving(server, sample)
+
+
+def test_oversized_body_is_refused(server, sample):
+    big = envelope("<x:Pad xmlns:x='urn:example'>" + "A" * (11 * 1024 * 1024) + "</x:Pad>")
+    reply = post(server.endpoint, big)
+    _, code, reason = fault(reply)
+    assert reply.status == 413 and code.endswith(":Sender") and "larger" in reason
+    assert_still_serving(server, sample)
+
+
+def test_unknown_must_understand_header_is_a_must_understand_fault(server, sample):
+    extra = '<x:Secret xmlns:x="urn:example:ext" s:mustUnderstand="true">1</x:Secret>'
+    reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])]), extra_headers=extra))
+    env, code, _ = fault(reply)
+    assert reply.status == 500 and code.endswith(":MustUnderstand")
+    assert env.find(f"{{{SOAP12}}}Header/{{{SOAP12}}}NotUnderstood") is not None
+    assert_still_serving(server, sample)
+
+
+def test_ws_security_header_with_must_understand_is_accepted(server, sample):
+    extra = ('<wsse:Security s:mustUnderstand="1" xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/'
+             'oasis-200401-wss-wssecurity-secext-1.0.xsd"/>')
+    reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])]), extra_headers=extra))
+    assert reply.status == 200 and registry(reply.envelope())[0] == SUCCESS
+
+
+def test_non_anonymous_reply_to_is_refused(server, sample):
+    xml = envelope(rad69_body([doc(sample[0])])).replace(
+        b"http://www.w3.org/2005/08/addressing/anonymous", b"http://client.example/callback")
+    reply = post(server.endpoint, xml)
+    assert reply.status == 400 and "anonymous" in fault(reply)[2]
+
+
+@pytest.mark.parametrize("href", ["http://evil.example/x", "file:///etc/passwd", "cid:not-in-this-message"])
+def test_xop_include_resolves_only_parts_of_the_message(server, sample, href):
+    boundary = "b1"
+    body_xml = rad69_body([doc(sample[0])]).replace(
+        f"<ihe:DocumentUniqueId>{sample[0]['sop_instance_uid']}</ihe:DocumentUniqueId>",
+        f'<ihe:DocumentUniqueId><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="{href}"/>'
+        f'</ihe:DocumentUniqueId>')
+    xml = envelope(body_xml)
+    body = (f"--{boundary}\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\r\n"
+            f"Content-ID: <root>\r\n\r\n").encode() + xml + f"\r\n--{boundary}--\r\n".encode()
+    reply = post(server.endpoint, body,
+                 content_type=f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; start="<root>"')
+    assert reply.status == 400 and "xop:Include" in fault(reply)[2]
+    assert b"root:x:" not in reply.raw
+    assert_still_serving(server, sample)
+
+
+def test_xop_include_to_a_part_of_the_message_is_resolved(server, sample):
+    boundary = "b2"
+    sop = sample[0]["sop_instance_uid"]
+    body_xml = rad69_body([doc(sample[0])]).replace(
+        f"<ihe:DocumentUniqueId>{sop}</ihe:DocumentUniqueId>",
+        '<ihe:DocumentUniqueId><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:uid%40x"/>'
+        '</ihe:DocumentUniqueId>')
+    body = (f"--{boundary}\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\r\n"
+            f"Content-ID: <root>\r\n\r\n").encode() + envelope(body_xml) + \
+        (f"\r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-ID: <uid@x>\r\n\r\n{sop}"
+         f"\r\n--{boundary}--\r\n").encode()
+    reply = post(server.endpoint, body,
+                 content_type=f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; start="<root>"')
+    # The XOP Infoset of DocumentUniqueId is base64 of the part: not a UID, so the document is not found.
+    status, errors = registry(reply.envelope())
+    assert reply.status == 200 and errors[0]["errorCode"] in ("urn:dicom:wado:0012", "XDSDocumentUniqueIdError")
+
+
+def test_contract_endpoints(server):
+    assert requests.get(server.endpoint, timeout=5).status_code == 400
+    assert requests.get(f"{server.endpoint}?xsd=nope.xsd", timeout=5).status_code == 404
+    xsd = requests.get(f"{server.endpoint}?xsd=xds-b.xsd", timeout=5)
+    assert xsd.status_code == 200 and b"urn:ihe:iti:xds-b:2007" in xsd.content
+    assert requests.get(f"{server.url}/nothing-here", timeout=5).status_code == 404
+    assert requests.put(server.endpoint, data=b"x", timeout=5).status_code == 405
+    health = requests.get(f"{server.url}/health", timeout=5).json()
+    assert health["status"] == "ok" and health["instances"] > 10

@@ -1,0 +1,233 @@
+"""Reading a stored Part 10 object (header only) and writing the object we return, as a byte stream.
+
+Every returned object that is not a byte-for-byte copy of the stored file goes through here: the header
+the caller gives (usually a de-identified copy of the stored one) plus the stored pixel data, either
+streamed as they are or decoded, edited and encoded again.
+
+Elements after Pixel Data (trailing padding, digital signatures) are dropped from everything encode()
+writes: signatures cannot survive a changed header, and padding means nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from wadows.dicom import header_writer, syntaxes
+from wadows.dicom.pixel_copy import copied_pixel_data
+from wadows.dicom.pixel_recode import recoded_pixel_data
+from wadows.dicom.pixel_span import DicomReadError, PixelDataRef, locate_pixel_data
+from wadows.dicom.transcode import TranscodeError, pixel_bytes_carry_over, refusal_reason
+
+__all__ = ["DicomReadError", "PixelDataRef", "SourceInstance", "TranscodeError", "encode", "open_source"]
+
+_PIXEL_DATA = 0x7FE00010
+_FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)
+_PIXEL_DATA_PROVIDER_URL = 0x00287FE0
+_SOP_CLASS_UID, _SOP_INSTANCE_UID = 0x00080016, 0x00080018
+_NOT_IN_A_DATA_SET = (0x0000, 0x0002)  # command and file meta groups: never written into the data set
+
+
+@dataclass
+class SourceInstance:
+    fp: BinaryIO  # the open, seekable source file (the object starts at offset 0)
+    dataset: Dataset  # file_meta + every element before Pixel Data; Pixel Data itself is not read
+    transfer_syntax: UID
+    pixel_data: PixelDataRef | None  # None when there is no (7FE0,0010) at the top level of the file stream
+
+
+def open_source(fp: BinaryIO) -> SourceInstance:
+    """Parse the file meta and the data set up to Pixel Data, and locate Pixel Data without reading it.
+
+    Deflated objects have no stream offsets: their whole data set (Pixel Data included) is parsed in
+    memory and `pixel_data` is None. So it is when Float/Double Float Pixel Data ends the header.
+    Raises DicomReadError for input that is not Part 10, truncated or corrupt.
+    """
+    file_size = fp.seek(0, os.SEEK_END)
+    if file_size == 0:
+        raise DicomReadError("empty file")
+    ds = _parse(fp, stop_before_pixels=True)
+    stop = fp.tell()
+    ts_value = ds.file_meta.get("TransferSyntaxUID")
+    if not ts_value:
+        raise DicomReadError("the file meta has no Transfer Syntax UID")
+    ts = syntaxes.normalize(ts_value)
+    _check_values_complete(ds.file_meta)
+    if ts == DeflatedExplicitVRLittleEndian:
+        ds = _parse(fp, stop_before_pixels=False)  # inflated whole by pydicom; Pixel Data comes along
+        _check_values_complete(ds)
+        return SourceInstance(fp, ds, ts, None)
+    _check_values_complete(ds)
+    _check_ends_at(ds, min(stop, file_size))
+    implicit_vr, little_endian = ds.original_encoding  # what pydicom found, which may differ from the meta's claim
+    pixel_data: PixelDataRef | None = None
+    if stop < file_size:
+        tag = _tag_at(fp, stop, bool(little_endian))
+        if tag == _PIXEL_DATA:
+            bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
+            pixel_data = locate_pixel_data(fp, stop, file_size, bool(implicit_vr), bool(little_endian), bits_allocated)
+            _check_pixel_encoding(pixel_data, ts)
+        elif tag in _FLOAT_PIXEL_DATA:
+            _read_rest(fp, stop, ds)
+    elif _looks_like_image(ds):
+        raise DicomReadError("the image has no Pixel Data (truncated)")
+    return SourceInstance(fp, ds, ts, pixel_data)
+
+
+def _parse(fp: BinaryIO, stop_before_pixels: bool) -> Dataset:
+    fp.seek(0)
+    try:
+        ds = dcmread(fp, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        raise DicomReadError("not a DICOM Part 10 file (no preamble and DICM prefix)") from None
+    except Exception as exc:  # pydicom's messages may quote values; ours name the problem only
+        raise DicomReadError(f"cannot parse the data set ({type(exc).__name__})") from None
+    if not len(ds):
+        raise DicomReadError("no data set after the file meta (truncated)")
+    if _SOP_CLASS_UID not in ds._dict or _SOP_INSTANCE_UID not in ds._dict:
+        # Type 1 in every composite object (PS3.3 C.12.1); missing means cut short or not an instance at all
+        raise DicomReadError("the data set has no SOP Class UID or SOP Instance UID (truncated or not an instance)")
+    return ds
+
+
+def _check_values_complete(ds: Dataset) -> None:
+    """pydicom keeps a value cut short by the end of the file without a word; its length field tells."""
+    for elem in ds._dict.values():  # raw access: no value parsing
+        if isinstance(elem, RawDataElement):
+            if elem.value is not None and elem.length != 0xFFFFFFFF and len(elem.value) != elem.length:
+                raise DicomReadError("the file ends inside a data element (truncated)")
+        elif elem.VR == "SQ":
+            for item in elem.value:
+                _check_values_complete(item)
+
+
+def _check_ends_at(ds: Dataset, stop: int) -> None:
+    """The last element in the file must end where parsing stopped: pydicom stops silently at a tag cut
+    in half. (A sequence of undefined length that is cut short raises in pydicom already.)"""
+    last = max(ds._dict.values(), key=_value_offset)
+    if isinstance(last, RawDataElement) and last.length != 0xFFFFFFFF and last.value_tell + last.length != stop:
+        raise DicomReadError("the file ends inside a data element header (truncated)")
+
+
+def _value_offset(elem: object) -> int:
+    if isinstance(elem, RawDataElement):
+        return elem.value_tell
+    return getattr(elem, "file_tell", None) or -1
+
+
+def _tag_at(fp: BinaryIO, offset: int, little_endian: bool) -> int:
+    fp.seek(offset)
+    head = fp.read(4)
+    if len(head) < 4:
+        raise DicomReadError("the file ends inside a data element header (truncated)")
+    order = "little" if little_endian else "big"
+    return int.from_bytes(head[:2], order) << 16 | int.from_bytes(head[2:], order)
+
+
+def _check_pixel_encoding(ref: PixelDataRef, ts: UID) -> None:
+    if not syntaxes.is_known(ts):
+        return
+    if ts.is_encapsulated and ref.value_length is not None:
+        raise DicomReadError("compressed transfer syntax but Pixel Data is not encapsulated")
+    if not ts.is_encapsulated and ref.value_length is None:
+        raise DicomReadError("uncompressed transfer syntax but Pixel Data is encapsulated")
+
+
+def _read_rest(fp: BinaryIO, offset: int, ds: Dataset) -> None:
+    """Float pixel data objects are rare and small: parse the rest of the data set in memory."""
+    fp.seek(offset)
+    implicit_vr, little_endian = ds.original_encoding
+    try:
+        rest = read_dataset(fp, bool(implicit_vr), bool(little_endian))
+    except Exception as exc:
+        raise DicomReadError(f"cannot parse the data set ({type(exc).__name__})") from None
+    _check_values_complete(rest)
+    ds.update(rest)
+
+
+def _looks_like_image(ds: Dataset) -> bool:
+    """Image Pixel attributes promise Pixel Data unless it lives elsewhere (JPIP, PS3.3 C.7.6.3)."""
+    return all(tag in ds._dict for tag in (0x00280010, 0x00280011, 0x00280100)) and _PIXEL_DATA_PROVIDER_URL not in ds._dict
+
+
+def encode(
+    header: Dataset,
+    source: SourceInstance,
+    transfer_syntax: str,
+    pixel_edit: Callable[[numpy.ndarray, Dataset], numpy.ndarray] | None = None,
+    chunk_size: int = 1 << 20,
+) -> Iterator[bytes]:
+    """A complete Part 10 file: `header`'s elements in `transfer_syntax`, then the pixel data of `source`.
+
+    `header` is written as given (never source.dataset); its file meta, if any, is kept with the
+    transfer syntax, SOP Class/Instance UIDs and implementation identity set for the new file.
+    Pixel data: streamed from the source in `chunk_size` reads when the stored bytes stay valid and
+    there is no `pixel_edit`; otherwise decoded frame by frame, passed with the output header to
+    `pixel_edit` (one (rows, columns[, samples]) frame per call, in frame order; it may edit in place and
+    must not change the header), and encoded in `transfer_syntax`.
+
+    Not a generator: checks and the first frame run now, so TranscodeError comes before any byte.
+    Iterate the result while `source.fp` is open and used by nothing else.
+    """
+    target = syntaxes.normalize(transfer_syntax)
+    if not syntaxes.is_known(target):
+        raise TranscodeError(f"cannot write {syntaxes.describe(target)}")
+    implicit_vr, little_endian = syntaxes.data_set_encoding(target)
+    body = _output_data_set(header)
+    if not _has_pixel_data(source):
+        pixel_chunks: Iterator[bytes] = iter(())
+    elif pixel_edit is None and pixel_bytes_carry_over(source.transfer_syntax, target):
+        pixel_chunks = copied_pixel_data(source, implicit_vr, little_endian, chunk_size)
+    else:
+        reason = refusal_reason(source.transfer_syntax, target, pixel_edit=True)
+        if reason:
+            raise TranscodeError(f"cannot write {syntaxes.describe(target)}: {reason}")
+        pixel_chunks = recoded_pixel_data(source, body, target, pixel_edit)
+    try:
+        head = header_writer.preamble_and_meta(header_writer.file_meta_for(header, target))
+        values_little = body.original_encoding[1]
+        if values_little is None:
+            values_little = source.transfer_syntax.is_little_endian if syntaxes.is_known(source.transfer_syntax) else True
+        data_set = header_writer.encode_data_set(body, implicit_vr, little_endian, bool(values_little))
+    except Exception as exc:  # pydicom quotes values in some messages; name the failure only
+        raise TranscodeError(f"cannot encode the header in {target.name} ({type(exc).__name__})") from None
+    return _stream(head, data_set, pixel_chunks, deflate=target == DeflatedExplicitVRLittleEndian)
+
+
+def _output_data_set(header: Dataset) -> Dataset:
+    """A shallow copy of `header` holding what goes into the data set: no meta, no pixel data, nothing after it.
+    Element objects are shared with `header`; changes to the copy replace elements, never edit them."""
+    kept = {tag: elem for tag, elem in header._dict.items() if tag < _PIXEL_DATA and tag >> 16 not in _NOT_IN_A_DATA_SET}
+    body = Dataset(kept)
+    implicit_vr, little_endian = header.original_encoding
+    if implicit_vr is not None and little_endian is not None:
+        body.set_original_encoding(implicit_vr, little_endian, header.original_character_set)
+    return body
+
+
+def _has_pixel_data(source: SourceInstance) -> bool:
+    return source.pixel_data is not None or _PIXEL_DATA in source.dataset._dict
+
+
+def _stream(head: bytes, data_set: bytes, pixel_chunks: Iterator[bytes], deflate: bool) -> Iterator[bytes]:
+    yield head
+    if deflate:
+        yield from header_writer.deflated(_chain_one(data_set, pixel_chunks))
+    else:
+        yield data_set
+        yield from pixel_chunks
+
+
+def _chain_one(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
