@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from wadows import __version__
+from wadows import __version__, logs
 from wadows.config import ConfigError
 
 DEFAULT_DATA_DIR = Path(".wadows")
@@ -16,9 +15,7 @@ DEFAULT_DATA_DIR = Path(".wadows")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", True) else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("spyne").setLevel(logging.WARNING)
+    logs.configure()
     try:
         return args.run(args)
     except ConfigError as exc:
