@@ -236,3 +236,17 @@ def test_contract_endpoints(server):
     assert requests.put(server.endpoint, data=b"x", timeout=5).status_code == 405
     health = requests.get(f"{server.url}/health", timeout=5).json()
     assert health["status"] == "ok" and health["instances"] > 10
+
+
+def test_dicomtrolley_style_request_one_element_per_study(server, sample):
+    """Plain XML, no action parameter, an action with a trailing space, stray text in the Body, and one
+    RetrieveImagingDocumentSetRequest per study."""
+    a = sample[0]
+    b = next(r for r in sample if r["study_uid"] != a["study_uid"])
+    body = "response" + rad69_body([doc(a)]) + rad69_body([doc(b)])
+    reply = post(server.endpoint, envelope(body, action="urn:ihe:rad:2009:RetrieveImagingDocumentSet "),
+                 content_type="application/soap+xml")
+    assert reply.status == 200
+    status, errors = registry(reply.envelope())
+    assert status == SUCCESS
+    assert [d["uid"] for d in document_responses(reply.envelope())] == [a["sop_instance_uid"], b["sop_instance_uid"]]

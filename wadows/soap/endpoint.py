@@ -131,4 +131,23 @@ def split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etr
     children = [child for child in body if isinstance(child.tag, str)]
     if not children:
         raise sender("The SOAP Body is empty")
+    _merge_repeated_requests(children)
     return header, children[0]
+
+
+def _merge_repeated_requests(children: list[etree._Element]) -> None:
+    """Some consumers (dicomtrolley) send one RAD-69 request element per study in a single Body. Their study
+    requests are folded into the first element so that one answer covers them all."""
+    first = children[0]
+    if first.tag != f"{{{ns.RAD}}}RetrieveImagingDocumentSetRequest":
+        return
+    syntax_list = first.find(f"{{{ns.RAD}}}TransferSyntaxUIDList")
+    for other in children[1:]:
+        if other.tag != first.tag:
+            continue
+        for study in other.findall(f"{{{ns.RAD}}}StudyRequest"):
+            if syntax_list is not None:
+                syntax_list.addprevious(study)
+            else:
+                first.append(study)
+        other.getparent().remove(other)
