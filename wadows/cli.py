@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("folder", type=Path)
     sample.set_defaults(run=_sample)
 
+    deid = sub.add_parser("deidentify", help="de-identify a DICOM file or folder offline (same core as the server)")
+    deid.add_argument("input", type=Path, help="a DICOM file or a folder (searched recursively)")
+    deid.add_argument("output", type=Path, help="output folder: <study>/<series>/<sop>.dcm by the new UIDs")
+    deid.add_argument("--config", type=Path, help="TOML configuration ([anonymize] profile, key, pixel rules)")
+    deid.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                      help="where the generated key is kept when the configuration has none (default .wadows)")
+    deid.add_argument("--report", type=Path, help="write a CSV of every input file and its outcome")
+    deid.set_defaults(run=_deidentify)
+
     retrieve = sub.add_parser("retrieve", help="retrieve a study or series from a WADO-WS server (RAD-69)")
     retrieve.add_argument("--url", required=True, help="the server's endpoint, e.g. http://127.0.0.1:8080/wado-ws")
     retrieve.add_argument("--study", required=True, help="Study Instance UID")
@@ -112,6 +121,20 @@ def _sample(args) -> int:
     paths = build_sample(args.folder)
     print(f"sample studies in {args.folder}: {len(paths)} files")
     return 0
+
+
+def _deidentify(args) -> int:
+    from wadows import config as cfg
+    from wadows.deidentify_files import deidentify_path
+    from wadows.runtime import build_deidentifier
+
+    if not args.input.exists():
+        print(f"wadows deidentify: no such file or folder: {args.input}", file=sys.stderr)
+        return 2
+    deidentifier = build_deidentifier(cfg.load(args.config), args.data_dir)
+    summary = deidentify_path(args.input, args.output, deidentifier, report=args.report)
+    print("\n".join(summary.lines()))
+    return 0 if not summary.refused and not summary.failed else 1
 
 
 def _retrieve(args) -> int:

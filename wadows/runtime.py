@@ -6,6 +6,7 @@ from pathlib import Path
 
 from wadows import config as cfg
 from wadows.app import WadowsApp
+from wadows.deid import Deidentifier, PixelRuleSet, Profile
 from wadows.soap.endpoint import Limits
 from wadows.store.folder import FolderStore, index_folder
 from wadows.wado.source import ImagingDocumentSource
@@ -31,13 +32,8 @@ def build_app(conf: cfg.Config, folder: Path, data_dir: Path, repository_uid: st
     return WadowsApp(source, limits, public_url=conf.get("server", "public_url")), summary
 
 
-def build_deidentifier(conf: cfg.Config, data_dir: Path):
-    try:
-        from wadows.deid.engine import Deidentifier
-        from wadows.deid.pixels import PixelRuleSet
-        from wadows.deid.profile import Profile
-    except ImportError:
-        return None  # the de-identification core is not part of this build yet
+def build_deidentifier(conf: cfg.Config, data_dir: Path) -> Deidentifier:
+    """The profile, key and pixel rules of the [anonymize] section (key generated into data_dir if absent)."""
     settings = conf.section("anonymize")
     key = cfg.anonymization_key(data_dir, settings.pop("key", None))
     rules = settings.pop("pixel_rules", [])

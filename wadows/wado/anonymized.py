@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from wadows.deid import Refusal
 from wadows.dicom import part10
 from wadows.dicom.transcode import choose_transfer_syntax
 from wadows.store.base import InstanceRecord
@@ -17,8 +18,6 @@ def anonymized_result(source, ref: DocumentRef, record: InstanceRecord, accepted
     deidentifier = source.deidentifier
     if deidentifier is None:
         raise Rejected(codes.ANONYMIZE_NOT_SUPPORTED, "This server is not configured to anonymize")
-    from wadows.deid.engine import Refusal
-
     with source.store.open(record) as fp:
         instance = part10.open_source(fp)
         try:
@@ -29,16 +28,20 @@ def anonymized_result(source, ref: DocumentRef, record: InstanceRecord, accepted
     if target is None:
         raise Rejected(codes.UNABLE_TO_ANONYMIZE, "Unable to anonymize: the pixel data must be cleaned and cannot be "
                                                   "re-encoded in any of the requested transfer syntaxes")
-    body = Body(lambda: _deidentified_bytes(source, record, target), None, "application/dicom")
-    return DocumentResult(ref=ref, repository_uid=repository_uid, body=body,
-                          new_document_uid=plan.new_sop_instance_uid)
+    promised = plan.new_sop_instance_uid
+    body = Body(lambda: _deidentified_bytes(source, record, target, promised), None, "application/dicom")
+    # An object de-identified earlier keeps its SOP Instance UID: then there is no new one to report.
+    new_uid = promised if promised != ref.document_uid else None
+    return DocumentResult(ref=ref, repository_uid=repository_uid, body=body, new_document_uid=new_uid)
 
 
-def _deidentified_bytes(source, record: InstanceRecord, target: str) -> Iterator[bytes]:
+def _deidentified_bytes(source, record: InstanceRecord, target: str, promised_uid: str) -> Iterator[bytes]:
     # Planned again from the file as it is now: a file changed since the envelope was written must not slip
-    # through on a stale plan (a Refusal here aborts the response).
+    # through on a stale plan (a Refusal here aborts the response, as does a UID other than the one promised).
     with source.store.open(record) as fp:
         instance = part10.open_source(fp)
         plan = source.deidentifier.plan(instance.dataset)
+        if plan.new_sop_instance_uid != promised_uid:
+            raise Refusal("the stored object changed while the response was being sent")
         header = source.deidentifier.apply(instance.dataset, plan)
         yield from part10.encode(header, instance, target, plan.pixel_edit, chunk_size=source.chunk_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wadows.deid import Deidentifier
 from wadows.store.base import Store
 from wadows.wado.messages import RetrieveRequest, RetrieveResponse
 
@@ -13,7 +14,7 @@ class ImagingDocumentSource:
     store: Store
     repository_uid: str
     home_community_id: str | None = None
-    deidentifier: object | None = None   # wadows.deid.engine.Deidentifier; None = Anonymize refused with 0002
+    deidentifier: Deidentifier | None = None  # None: Anonymize is answered with urn:dicom:wado:0002
     max_documents: int = 10_000          # per request; more is urn:dicom:wado:0005
     chunk_size: int = 1 << 20
 

@@ -1,0 +1,47 @@
+"""Keyed UID remapping: ``2.25.`` + the integer of HMAC-SHA256(key, UID) truncated to 128 bits.
+
+Deterministic (same key, same UID, same answer on every host and request, so references between
+instances keep pointing at the right objects) and one-way without the key (PS3.15 E.1.1 Note 3 warns
+against unkeyed hashes). ``2.25.`` is the UUID-derived root of PS3.5 B.2; 128 bits give at most 39
+digits, so a new UID is at most 44 characters.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+WELL_KNOWN_PREFIX = "1.2.840.10008."   # everything the standard itself defines (classes, syntaxes, DCM ...)
+_NUL_SPACE = "\0 "
+
+
+def is_well_known(uid: str) -> bool:
+    return uid.startswith(WELL_KNOWN_PREFIX)
+
+
+class UidMapper:
+    """Maps instance UIDs to their keyed replacement; well-known UIDs map to themselves."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("the anonymization key must not be empty")
+        self._key = bytes(key)
+
+    def map(self, uid: str) -> str:
+        uid = uid.strip(_NUL_SPACE)
+        if not uid or uid.startswith(WELL_KNOWN_PREFIX):
+            return uid
+        digest = hmac.digest(self._key, uid.encode("utf-8", "surrogateescape"), "sha256")
+        return "2.25." + str(int.from_bytes(digest[:16], "big"))
+
+    def map_multi(self, value: str) -> str:
+        """A UI value that may hold several UIDs separated by backslashes."""
+        if "\\" not in value:
+            return self.map(value)
+        return "\\".join(self.map(part) for part in value.split("\\"))
+
+    def keyed_digest(self, purpose: bytes, text: str) -> bytes:
+        """HMAC of ``text`` for another purpose (date shift, pseudonym); the purpose prefix keeps the
+        results independent of the UID mapping and of each other."""
+        return hmac.digest(self._key, purpose + b"\0" + text.encode("utf-8", "surrogateescape"), "sha256")
