@@ -91,12 +91,12 @@ def _serve(args) -> int:
 
     def ready():
         url = f"http://{host}:{port}/wado-ws"
-        study = app.source.store.any_study() or "STUDY_UID"
         print(f"wadows {__version__} serving {app.source.store.count()} instances\n"
               f"  endpoint        {url}\n"
               f"  WSDL            {url}?wsdl\n"
               f"  repository UID  {app.source.repository_uid}\n"
-              f"  try             .venv/bin/python examples/retrieve_study.py {url} {study} --anonymize", flush=True)
+              f"  try             .venv/bin/python examples/retrieve_study.py {url} STUDY_UID --anonymize",
+              flush=True)
 
     from wadows.server import run
 
@@ -116,10 +116,13 @@ def _index(args) -> int:
 
 
 def _sample(args) -> int:
-    from wadows.sample import build_sample
+    from wadows.sample import build_sample, describe_sample
 
     paths = build_sample(args.folder)
-    print(f"sample studies in {args.folder}: {len(paths)} files")
+    print(f"sample studies in {args.folder}: {len(paths)} files (fictional patients; see {args.folder}/README.txt)")
+    studies = dict.fromkeys((row["study_uid"], row["study_description"]) for row in describe_sample(args.folder))
+    for uid, description in studies:
+        print(f"  {uid}  {description}")
     return 0
 
 

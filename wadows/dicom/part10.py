@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import BinaryIO
 
 import numpy
@@ -79,7 +80,9 @@ def open_source(fp: BinaryIO) -> SourceInstance:
             _check_pixel_encoding(pixel_data, ts)
         elif tag in _FLOAT_PIXEL_DATA:
             _read_rest(fp, stop, ds)
-    elif _looks_like_image(ds):
+        else:  # pydicom gave up on something it could not parse and kept quiet about it
+            raise DicomReadError("the data set cannot be parsed to its end")
+    elif _promises_pixel_data(ds):
         raise DicomReadError("the image has no Pixel Data (truncated)")
     return SourceInstance(fp, ds, ts, pixel_data)
 
@@ -155,9 +158,13 @@ def _read_rest(fp: BinaryIO, offset: int, ds: Dataset) -> None:
     ds.update(rest)
 
 
-def _looks_like_image(ds: Dataset) -> bool:
-    """Image Pixel attributes promise Pixel Data unless it lives elsewhere (JPIP, PS3.3 C.7.6.3)."""
-    return all(tag in ds._dict for tag in (0x00280010, 0x00280011, 0x00280100)) and _PIXEL_DATA_PROVIDER_URL not in ds._dict
+def _promises_pixel_data(ds: Dataset) -> bool:
+    """Image SOP classes and Image Pixel attributes promise Pixel Data unless it lives elsewhere (JPIP,
+    Pixel Data Provider URL, PS3.3 C.7.6.3); without it the file was cut at an element boundary."""
+    if _PIXEL_DATA_PROVIDER_URL in ds._dict:
+        return False
+    has_image_pixel_attributes = all(tag in ds._dict for tag in (0x00280010, 0x00280011, 0x00280100))
+    return has_image_pixel_attributes or "Image Storage" in syntaxes.normalize(str(ds.SOPClassUID)).name
 
 
 def encode(
@@ -195,10 +202,7 @@ def encode(
         pixel_chunks = recoded_pixel_data(source, body, target, pixel_edit)
     try:
         head = header_writer.preamble_and_meta(header_writer.file_meta_for(header, target))
-        values_little = body.original_encoding[1]
-        if values_little is None:
-            values_little = source.transfer_syntax.is_little_endian if syntaxes.is_known(source.transfer_syntax) else True
-        data_set = header_writer.encode_data_set(body, implicit_vr, little_endian, bool(values_little))
+        data_set = header_writer.encode_data_set(body, implicit_vr, little_endian, _values_little_endian(body, source))
     except Exception as exc:  # pydicom quotes values in some messages; name the failure only
         raise TranscodeError(f"cannot encode the header in {target.name} ({type(exc).__name__})") from None
     return _stream(head, data_set, pixel_chunks, deflate=target == DeflatedExplicitVRLittleEndian)
@@ -207,12 +211,23 @@ def encode(
 def _output_data_set(header: Dataset) -> Dataset:
     """A shallow copy of `header` holding what goes into the data set: no meta, no pixel data, nothing after it.
     Element objects are shared with `header`; changes to the copy replace elements, never edit them."""
-    kept = {tag: elem for tag, elem in header._dict.items() if tag < _PIXEL_DATA and tag >> 16 not in _NOT_IN_A_DATA_SET}
+    kept = {
+        tag: elem for tag, elem in header._dict.items()
+        if tag < _PIXEL_DATA and tag >> 16 not in _NOT_IN_A_DATA_SET
+    }
     body = Dataset(kept)
     implicit_vr, little_endian = header.original_encoding
     if implicit_vr is not None and little_endian is not None:
         body.set_original_encoding(implicit_vr, little_endian, header.original_character_set)
     return body
+
+
+def _values_little_endian(body: Dataset, source: SourceInstance) -> bool:
+    """The byte order of the header's binary values: that of the file it was read from."""
+    little_endian = body.original_encoding[1]
+    if little_endian is None:
+        return bool(source.dataset.original_encoding[1] in (None, True))
+    return bool(little_endian)
 
 
 def _has_pixel_data(source: SourceInstance) -> bool:
@@ -221,13 +236,5 @@ def _has_pixel_data(source: SourceInstance) -> bool:
 
 def _stream(head: bytes, data_set: bytes, pixel_chunks: Iterator[bytes], deflate: bool) -> Iterator[bytes]:
     yield head
-    if deflate:
-        yield from header_writer.deflated(_chain_one(data_set, pixel_chunks))
-    else:
-        yield data_set
-        yield from pixel_chunks
-
-
-def _chain_one(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
+    body = chain([data_set], pixel_chunks)
+    yield from header_writer.deflated(body) if deflate else body

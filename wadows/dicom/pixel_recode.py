@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 PixelEdit = Callable[[np.ndarray, Dataset], np.ndarray]
 
+class _PixelEditFailed(Exception):
+    """Carries an exception of the caller's pixel_edit through our generators, to be re-raised as it was."""
+
+
 # Elements that describe the stored encapsulation and are wrong once we re-encode.
 _STALE_ENCAPSULATION = ("ExtendedOffsetTable", "ExtendedOffsetTableLengths", "EncapsulatedPixelDataValueTotalLength")
 
@@ -43,7 +47,7 @@ def recoded_pixel_data(
     to describe the pixels we yield (as pydicom's decompress/compress do), and `pixel_edit` receives it.
     """
     to_native = target in syntaxes.NATIVE
-    decoded = _decoded_frames(source, keep_unused_bits=to_native)
+    decoded = _decoded_frames(source, keep_unused_bits=to_native, as_rgb=pixel_edit is not None)
     first, properties = _first_frame(decoded, source.transfer_syntax)
     _describe_decoded_pixels(out, properties, source)
     count = int(as_pixel_options(source.dataset)["number_of_frames"])
@@ -53,13 +57,16 @@ def recoded_pixel_data(
         pieces = _native_element(frames, out, target, count)
     else:
         pieces = _encapsulated_element(frames, out, target)
-    return _guarded(pieces, source)
+    return _guarded(pieces, target)
 
 
-def _decoded_frames(source: SourceInstance, keep_unused_bits: bool) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+def _decoded_frames(
+    source: SourceInstance, keep_unused_bits: bool, as_rgb: bool
+) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
     ts = source.transfer_syntax
-    # Lossy sources go to RGB like pydicom's decompress; lossless ones keep their colour space so values stay exact.
-    options: dict[str, Any] = {"as_rgb": ts in syntaxes.LOSSY_METHOD}
+    # YCbCr goes to RGB as in pydicom's decompress and pixel_array when the source is lossy anyway or pixels
+    # are edited (blanking to 0 means black in RGB); a plain lossless transcode keeps the values exact.
+    options: dict[str, Any] = {"as_rgb": as_rgb or ts in syntaxes.LOSSY_METHOD}
     if ts in syntaxes.NATIVE:
         # Native output keeps bits above Bits Stored (embedded overlays) for pixel_edit to see; encoders
         # refuse values outside Bits Stored, so compressed output gets them cleared by pydicom.
@@ -125,7 +132,10 @@ def _edited(frames: Iterable[np.ndarray], out: Dataset, pixel_edit: PixelEdit | 
     for arr in frames:
         if pixel_edit is not None:
             shape, dtype = arr.shape, arr.dtype
-            arr = pixel_edit(arr, out)
+            try:
+                arr = pixel_edit(arr, out)
+            except Exception as exc:
+                raise _PixelEditFailed() from exc
             if not isinstance(arr, np.ndarray) or arr.shape != shape:
                 raise TranscodeError("the pixel edit changed the shape of a frame")
             if arr.dtype != dtype:
@@ -185,7 +195,8 @@ def _encapsulated_element(frames: Iterator[np.ndarray], out: Dataset, target: UI
     options["number_of_frames"] = 1  # we hand over one frame at a time
     if int(options.get("samples_per_pixel", 1)) > 1:
         options["planar_configuration"] = 0
-    encoded = (encoder.encode(arr, **options) for arr in frames)
+    # Some encoder plugins (JPEG-LS) return bytearray; WSGI servers accept only bytes.
+    encoded = (bytes(encoder.encode(arr, **options)) for arr in frames)
     first = next(encoded)  # done before the first yield: errors surface before any byte goes out
     yield pixel_element_header(False, True, "OB", None)
     yield EMPTY_OFFSET_TABLE
@@ -196,32 +207,32 @@ def _encapsulated_element(frames: Iterator[np.ndarray], out: Dataset, target: UI
     yield SEQUENCE_DELIMITER
 
 
-def _guarded(pieces: Iterator[bytes], source: SourceInstance) -> Iterator[bytes]:
+def _guarded(pieces: Iterator[bytes], target: UID) -> Iterator[bytes]:
     """Run the element generator up to its first frame now; later failures become TranscodeError too."""
-    ts = source.transfer_syntax
     try:
         ready = [next(pieces)]  # the generators finish their first frame before their first yield
     except (TranscodeError, DicomReadError):
         raise
+    except _PixelEditFailed as failed:
+        raise failed.__cause__ from None
     except Exception as exc:
-        raise TranscodeError(f"cannot re-encode pixel data stored as {ts.name}: {_reason(exc)}") from None
-    return _continue(ready, pieces, ts)
+        raise TranscodeError(f"cannot encode the pixel data as {target.name}: {_reason(exc)}") from None
+    return _continue(ready, pieces, target)
 
 
-def _continue(ready: list[bytes], pieces: Iterator[bytes], ts: UID) -> Iterator[bytes]:
+def _continue(ready: list[bytes], pieces: Iterator[bytes], target: UID) -> Iterator[bytes]:
     yield from ready
     try:
         yield from pieces
     except (TranscodeError, DicomReadError):
         raise
+    except _PixelEditFailed as failed:
+        raise failed.__cause__ from None
     except Exception as exc:
-        raise TranscodeError(f"re-encoding pixel data stored as {ts.name} failed: {_reason(exc)}") from None
+        raise TranscodeError(f"encoding the pixel data as {target.name} failed: {_reason(exc)}") from None
 
 
 def _reason(exc: Exception) -> str:
-    """The codec's own words (first line, short): they name formats and attribute values, never data values."""
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    if first.endswith(":") and len(text) > 1:  # pydicom: "exceptions were raised by all plugins:\n  name: why"
-        first = f"{first} {text[1].strip()}"
-    return f"{type(exc).__name__}: {first[:240]}"
+    """The codec's own words, shortened: they name formats and Image Pixel attribute values, never pixel values."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()).replace(":;", ":")
+    return f"{type(exc).__name__}: {text[:300]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from pydicom import config
 from pydicom import uid as dicom_uid
 from pydicom.pixels import get_decoder, get_encoder
 from pydicom.uid import UID
@@ -54,8 +55,9 @@ _UID_SHAPE = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def normalize(ts: str) -> UID:
-    """A caller's UID string as a pydicom UID: surrounding blanks and the NUL padding some writers leave removed."""
-    return UID(str(ts).strip().rstrip("\0").strip())
+    """A caller's UID string as a pydicom UID: surrounding blanks and the NUL padding some writers leave removed.
+    Not validated: pydicom would log a malformed value verbatim, and callers' strings stay out of logs."""
+    return UID(str(ts).strip().rstrip("\0").strip(), validation_mode=config.IGNORE)
 
 
 def is_known(ts: str) -> bool:
@@ -104,7 +106,7 @@ def decoder_available(ts: str) -> bool:
 
 @lru_cache(maxsize=None)
 def encoder_available(ts: str) -> bool:
-    """Whether we may and can produce pixel data in `ts` here: native, or a lossless syntax whose plugin is installed."""
+    """Whether we may and can produce pixel data in `ts` here: native, or lossless with its plugin installed."""
     uid = normalize(ts)
     if uid in NATIVE:
         return True

@@ -35,9 +35,6 @@ class FolderStore:
     def instances(self, study_uid: str, series_uid: str | None = None) -> list[InstanceRecord]:
         return self.index.instances(study_uid, series_uid)
 
-    def any_study(self) -> str | None:
-        return self.index.any_study()
-
     def available(self, record: InstanceRecord) -> int | None:
         """The file's current size, without reading it; InstanceGone when it is no longer there."""
         try:

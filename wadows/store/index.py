@@ -123,11 +123,6 @@ class FolderIndex:
         rows = self._reader().execute(query + " ORDER BY path", args).fetchall()
         return [InstanceRecord(*row[:5], size=row[5], locator=row[6]) for row in rows]
 
-    def any_study(self) -> str | None:
-        """One Study Instance UID of the folder (the operator's example command), or None when empty."""
-        row = self._reader().execute("SELECT study_uid FROM instances ORDER BY path LIMIT 1").fetchone()
-        return row[0] if row else None
-
     def close(self) -> None:
         """Close the calling thread's read connection (others close when their thread ends)."""
         conn = getattr(self._local, "conn", None)
