@@ -30,7 +30,8 @@ from wadows.dicom.pixel_recode import recoded_pixel_data
 from wadows.dicom.pixel_span import DicomReadError, PixelDataRef, locate_pixel_data
 from wadows.dicom.transcode import TranscodeError, pixel_bytes_carry_over, refusal_reason
 
-__all__ = ["DicomReadError", "PixelDataRef", "SourceInstance", "TranscodeError", "encode", "open_source"]
+__all__ = ["CopyPlan", "DicomReadError", "PixelDataRef", "SourceInstance", "TranscodeError", "encode", "open_source",
+           "plan_copy"]
 
 _PIXEL_DATA = 0x7FE00010
 _FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)
@@ -200,12 +201,58 @@ def encode(
         if reason:
             raise TranscodeError(f"cannot write {syntaxes.describe(target)}: {reason}")
         pixel_chunks = recoded_pixel_data(source, body, target, pixel_edit)
+    head, data_set = _header_bytes(header, body, source, target)
+    return _stream(head, data_set, pixel_chunks, deflate=target == DeflatedExplicitVRLittleEndian)
+
+
+@dataclass
+class CopyPlan:
+    """An output object as bytes we hold plus a range of the stored file: `head`, then the stored bytes
+    [start, end) (the Pixel Data value as it is), then `tail` (padding to even length)."""
+
+    head: bytes
+    start: int
+    end: int
+    tail: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + self.end - self.start + len(self.tail)
+
+
+def plan_copy(header: Dataset, source: SourceInstance, transfer_syntax: str) -> CopyPlan | None:
+    """The output of encode(header, source, transfer_syntax) without a pixel edit, prepared now so that it
+    can be sent later from the stored file alone: the header work done once, the size known in advance.
+    None when the pixels must be decoded or the output is deflated (then use encode())."""
+    target = syntaxes.normalize(transfer_syntax)
+    if target == DeflatedExplicitVRLittleEndian or not syntaxes.is_known(target):
+        return None
+    if not pixel_bytes_carry_over(source.transfer_syntax, target):
+        return None
+    ref = source.pixel_data
+    if ref is None and _has_pixel_data(source):
+        return None  # pixel data parsed into memory (deflated source): there is no file range to copy
+    body = _output_data_set(header)
+    head, data_set = _header_bytes(header, body, source, target)
+    if ref is None:
+        return CopyPlan(head + data_set, 0, 0, b"")
+    implicit_vr, little_endian = syntaxes.data_set_encoding(target)
+    if ref.value_length is None:
+        element = header_writer.pixel_element_header(implicit_vr, little_endian, "OB", None)
+        return CopyPlan(head + data_set + element, ref.value_offset, ref.end_offset, b"")
+    odd = ref.value_length % 2
+    element = header_writer.pixel_element_header(implicit_vr, little_endian, ref.vr, ref.value_length + odd)
+    return CopyPlan(head + data_set + element, ref.value_offset, ref.end_offset, b"\0" * odd)
+
+
+def _header_bytes(header: Dataset, body: Dataset, source: SourceInstance, target: UID) -> tuple[bytes, bytes]:
+    implicit_vr, little_endian = syntaxes.data_set_encoding(target)
     try:
         head = header_writer.preamble_and_meta(header_writer.file_meta_for(header, target))
         data_set = header_writer.encode_data_set(body, implicit_vr, little_endian, _values_little_endian(body, source))
     except Exception as exc:  # pydicom quotes values in some messages; name the failure only
         raise TranscodeError(f"cannot encode the header in {target.name} ({type(exc).__name__})") from None
-    return _stream(head, data_set, pixel_chunks, deflate=target == DeflatedExplicitVRLittleEndian)
+    return head, data_set
 
 
 def _output_data_set(header: Dataset) -> Dataset:

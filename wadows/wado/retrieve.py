@@ -17,7 +17,7 @@ from wadows.dicom.transcode import choose_transfer_syntax, explain_refusal
 from wadows.store.base import InstanceGone, InstanceRecord, StoreError, StoreUnavailable
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, parse_anonymize
-from wadows.wado.anonymized import anonymized_result
+from wadows.wado.anonymized import HeaderBudget, anonymized_result
 from wadows.wado.messages import Body, DocumentRef, DocumentResult, RegistryError, RetrieveRequest, RetrieveResponse
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
@@ -38,9 +38,10 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest) -> Retriev
             codes.TOO_LARGE, f"The request names {len(request.documents)} documents; this server answers at most "
                              f"{source.max_documents} per request"))
         return response
+    budget = HeaderBudget(source.prepared_header_bytes)
     for ref in request.documents:
         try:
-            response.documents.append(_prepare(source, ref, request.transfer_syntaxes))
+            response.documents.append(_prepare(source, ref, request.transfer_syntaxes, budget))
         except Rejected as rejected:
             response.errors.append(RegistryError(rejected.code, rejected.context, shown(ref.document_uid) or None))
             continue
@@ -52,7 +53,8 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest) -> Retriev
     return response
 
 
-def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[str, ...]) -> DocumentResult:
+def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[str, ...],
+             budget: HeaderBudget) -> DocumentResult:
     _check_identifiers(source, ref)
     if not accepted:
         raise Rejected(codes.REQUEST_ERROR, "The TransferSyntaxUIDList names no transfer syntax")
@@ -67,7 +69,7 @@ def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[st
     size = _available(source, record)
     repository_uid = ref.repository_uid or source.repository_uid
     if choice is AnonymizeChoice.YES:
-        return anonymized_result(source, ref, record, accepted, repository_uid)
+        return anonymized_result(source, ref, record, accepted, repository_uid, budget)
     if record.transfer_syntax_uid in accepted:
         body = Body(lambda: _stored_bytes(source, record, size), size, DICOM)
     else:

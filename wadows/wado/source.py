@@ -17,6 +17,7 @@ class ImagingDocumentSource:
     deidentifier: Deidentifier | None = None  # None: Anonymize is answered with urn:dicom:wado:0002
     max_documents: int = 10_000          # per request; more is urn:dicom:wado:0005
     chunk_size: int = 1 << 20
+    prepared_header_bytes: int = 64 << 20  # de-identified headers one request may keep between envelope and send
 
     def retrieve(self, request: RetrieveRequest) -> RetrieveResponse:
         from wadows.wado.retrieve import retrieve
