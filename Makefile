@@ -28,14 +28,15 @@ sample: install
 	$(VENV)/bin/wadows sample $(DATA)/sample
 
 run: sample
-	$(VENV)/bin/wadows serve --store $(DATA)/sample --data-dir $(DATA) --host $(HOST) --port $(PORT)
+	$(VENV)/bin/wadows serve --store $(DATA)/sample --data-dir $(DATA) --config examples/wadows.toml --host $(HOST) --port $(PORT)
 
 test: install system-deps
 	$(PY) -m pytest
 
 bench: install
 	$(PY) -m pip install -q -e '.[test,bench]'
-	$(PY) bench/retrieve.py
+	$(PY) bench/retrieve.py --anonymize
+	$(PY) bench/deid.py
 
 clean:
 	rm -rf $(VENV) $(DATA) build *.egg-info .pytest_cache
