@@ -250,3 +250,16 @@ def test_dicomtrolley_style_request_one_element_per_study(server, sample):
     status, errors = registry(reply.envelope())
     assert status == SUCCESS
     assert [d["uid"] for d in document_responses(reply.envelope())] == [a["sop_instance_uid"], b["sop_instance_uid"]]
+
+
+def test_document_request_children_in_the_dicom_text_order(server, sample):
+    """PS3.18 §6.4.1.1 lists RepositoryUniqueId, DocumentUniqueId, HomeCommunityId, Anonymize: the IHE schema
+    orders them otherwise. Both are read."""
+    ours = server.health()["repositoryUniqueId"]
+    body = rad69_body([doc(sample[0])]).replace(
+        f"<ihe:DocumentUniqueId>{sample[0]['sop_instance_uid']}</ihe:DocumentUniqueId>",
+        f"<wado:Anonymize>no</wado:Anonymize><ihe:DocumentUniqueId>{sample[0]['sop_instance_uid']}"
+        f"</ihe:DocumentUniqueId><ihe:RepositoryUniqueId>{ours}</ihe:RepositoryUniqueId>")
+    reply = post(server.endpoint, envelope(body))
+    assert registry(reply.envelope())[0] == SUCCESS
+    assert document_responses(reply.envelope())[0]["repository"] == ours

@@ -13,11 +13,21 @@ import warnings
 
 def configure(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # spyne logs request fragments with its errors; our endpoint logs every fault itself, without values.
-    logging.getLogger("spyne").setLevel(logging.CRITICAL)
+    # spyne logs request fragments and exception texts with its errors; we log every fault ourselves.
+    logging.getLogger("spyne").disabled = True
     logging.getLogger("pydicom").disabled = True
     warnings.filterwarnings("ignore", module=r"pydicom(\..*)?$")
 
     import pydicom.config
 
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+
+def where(exc: BaseException) -> str:
+    """Where an exception was raised (file:line, innermost frame): enough to debug, free of data."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "unknown place"
+    return f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"

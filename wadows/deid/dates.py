@@ -25,47 +25,53 @@ def _shifted(year: int, month: int, day: int, days: int) -> _dt.date | None:
 
 def shift_da(value: str, days: int) -> str | None:
     """Shift a DA value (possibly multi-valued); None when any part is not a date."""
-    out = []
-    for part in value.split("\\"):
-        part = part.strip()
-        if not part:
-            out.append("")
-            continue
-        match = _DA.fullmatch(part)
-        if match is None:
-            return None
-        date = _shifted(int(match[1]), int(match[2]), int(match[3]), days)
-        if date is None:
-            return None
-        out.append(date.strftime("%Y%m%d"))
-    return "\\".join(out)
+    return _each_value(value, lambda part: _shift_one_da(part, days))
 
 
 def shift_dt(value: str, days: int) -> str | None:
     """Shift the date part of a DT value, keeping its precision, time and UTC offset; None if invalid."""
+    return _each_value(value, lambda part: _shift_one_dt(part, days))
+
+
+def _each_value(value: str, shift_one) -> str | None:
+    """Apply `shift_one` to every value of a multi-valued string; None as soon as one value is not valid."""
     out = []
     for part in value.split("\\"):
         part = part.strip()
         if not part:
             out.append("")
             continue
-        match = _DT.fullmatch(part)
-        if match is None:
+        shifted = shift_one(part)
+        if shifted is None:
             return None
-        year, month, day, rest = match[1], match[2], match[3], match[4]
-        if rest and not month or rest and not day:
-            # A time after a partial date is not a valid DT; do not guess.
-            if not (rest.startswith(("+", "-")) and rest[1:].isdigit()):
-                return None
-        if rest and not (rest[0].isdigit() or rest[0] in "+-."):
-            return None
-        # Partial dates (YYYY, YYYYMM) are shifted as their first day, then cut back to their precision.
-        date = _shifted(int(year), int(month or 1), int(day or 1), days)
-        if date is None:
-            return None
-        text = date.strftime("%Y%m%d")[: 4 + (2 if month else 0) + (2 if day else 0)]
-        out.append(text + rest)
+        out.append(shifted)
     return "\\".join(out)
+
+
+def _shift_one_da(part: str, days: int) -> str | None:
+    match = _DA.fullmatch(part)
+    if match is None:
+        return None
+    date = _shifted(int(match[1]), int(match[2]), int(match[3]), days)
+    return date.strftime("%Y%m%d") if date is not None else None
+
+
+def _shift_one_dt(part: str, days: int) -> str | None:
+    match = _DT.fullmatch(part)
+    if match is None:
+        return None
+    year, month, day, rest = match[1], match[2], match[3], match[4]
+    if rest and not month or rest and not day:
+        # A time after a partial date is not a valid DT; do not guess.
+        if not (rest.startswith(("+", "-")) and rest[1:].isdigit()):
+            return None
+    if rest and not (rest[0].isdigit() or rest[0] in "+-."):
+        return None
+    # Partial dates (YYYY, YYYYMM) are shifted as their first day, then cut back to their precision.
+    date = _shifted(int(year), int(month or 1), int(day or 1), days)
+    if date is None:
+        return None
+    return date.strftime("%Y%m%d")[: 4 + (2 if month else 0) + (2 if day else 0)] + rest
 
 
 def shift_days(digest: bytes, min_days: int, max_days: int) -> int:

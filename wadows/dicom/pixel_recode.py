@@ -211,12 +211,8 @@ def _guarded(pieces: Iterator[bytes], target: UID) -> Iterator[bytes]:
     """Run the element generator up to its first frame now; later failures become TranscodeError too."""
     try:
         ready = [next(pieces)]  # the generators finish their first frame before their first yield
-    except (TranscodeError, DicomReadError):
-        raise
-    except _PixelEditFailed as failed:
-        raise failed.__cause__ from None
     except Exception as exc:
-        raise TranscodeError(f"cannot encode the pixel data as {target.name}: {_reason(exc)}") from None
+        raise _translated(exc, f"cannot encode the pixel data as {target.name}") from None
     return _continue(ready, pieces, target)
 
 
@@ -224,12 +220,18 @@ def _continue(ready: list[bytes], pieces: Iterator[bytes], target: UID) -> Itera
     yield from ready
     try:
         yield from pieces
-    except (TranscodeError, DicomReadError):
-        raise
-    except _PixelEditFailed as failed:
-        raise failed.__cause__ from None
     except Exception as exc:
-        raise TranscodeError(f"encoding the pixel data as {target.name} failed: {_reason(exc)}") from None
+        raise _translated(exc, f"encoding the pixel data as {target.name} failed") from None
+
+
+def _translated(exc: Exception, what: str) -> Exception:
+    """Our own errors pass; a failed pixel edit is re-raised as itself; codec errors become TranscodeError
+    naming the reason only (their texts may quote values)."""
+    if isinstance(exc, (TranscodeError, DicomReadError)):
+        return exc
+    if isinstance(exc, _PixelEditFailed):
+        return exc.__cause__
+    return TranscodeError(f"{what}: {_reason(exc)}")
 
 
 def _reason(exc: Exception) -> str:

@@ -17,6 +17,7 @@ from spyne.protocol.soap import Soap12
 from spyne.protocol.xml import _append
 from spyne.server import ServerBase
 
+from wadows import logs
 from wadows.soap import models
 from wadows.soap import namespaces as ns
 from wadows.soap.errors import SoapFault, receiver, sender
@@ -141,7 +142,12 @@ class ImagingDocumentSourceService(ServiceBase):
     def RetrieveImagingDocumentSet(ctx, request):
         parsed = retrieve_request(request)
         ctx.udc.documents_requested = len(parsed.documents)
-        return retrieve_response(ctx.udc.source.retrieve(parsed))
+        try:
+            return retrieve_response(ctx.udc.source.retrieve(parsed))
+        except Exception as exc:
+            # spyne turns this into a Receiver fault; its own log line would quote the exception's text.
+            log.error("RetrieveImagingDocumentSet failed: %s at %s", type(exc).__name__, logs.where(exc))
+            raise
 
     @rpc(models.RetrieveRenderedImagingDocumentSetRequest, _body_style="bare",
          _in_message_name="RetrieveRenderedImagingDocumentSetRequest",

@@ -76,7 +76,7 @@ def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[st
         target = choose_transfer_syntax(record.transfer_syntax_uid, accepted)
         if target is None:
             raise Rejected(codes.REPOSITORY_ERROR, explain_refusal(record.transfer_syntax_uid, accepted))
-        body = Body(lambda: transcoded_bytes(source, record, target), None, DICOM)
+        body = Body(lambda: _transcoded_bytes(source, record, target), None, DICOM)
     return DocumentResult(ref=ref, repository_uid=repository_uid, body=body)
 
 
@@ -121,7 +121,7 @@ def _stored_bytes(source: ImagingDocumentSource, record: InstanceRecord, size: i
             raise StoreError("a stored file shrank while it was being sent")
 
 
-def transcoded_bytes(source: ImagingDocumentSource, record: InstanceRecord, target: str) -> Iterator[bytes]:
+def _transcoded_bytes(source: ImagingDocumentSource, record: InstanceRecord, target: str) -> Iterator[bytes]:
     with source.store.open(record) as fp:
         instance = part10.open_source(fp)
         yield from part10.encode(instance.dataset, instance, target, chunk_size=source.chunk_size)
