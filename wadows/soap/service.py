@@ -24,7 +24,8 @@ from wadows.soap.errors import SoapFault, receiver, sender
 from wadows.soap.mtom_out import new_content_id
 from wadows.soap.operations import BY_REQUEST
 from wadows.wado import codes
-from wadows.wado.messages import Body, DocumentRef, RegistryError, RetrieveRequest, RetrieveResponse
+from wadows.wado.messages import Body, DocumentRef, RegistryError, RetrieveRequest, Response
+from wadows.wado.retrieve import retrieve
 from wadows.wado.source import ImagingDocumentSource as Source
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def retrieve_request(model: models.RetrieveImagingDocumentSetRequest | None) -> 
     return RetrieveRequest(documents=tuple(documents), transfer_syntaxes=tuple(syntaxes))
 
 
-def retrieve_response(result: RetrieveResponse) -> models.RetrieveDocumentSetResponse:
+def retrieve_response(result: Response) -> models.RetrieveDocumentSetResponse:
     return models.RetrieveDocumentSetResponse(
         RegistryResponse=_registry_response(result.status, result.errors),
         DocumentResponse=[
@@ -143,7 +144,7 @@ class ImagingDocumentSourceService(ServiceBase):
         parsed = retrieve_request(request)
         ctx.udc.documents_requested = len(parsed.documents)
         try:
-            return retrieve_response(ctx.udc.source.retrieve(parsed))
+            return retrieve_response(retrieve(ctx.udc.source, parsed))
         except Exception as exc:
             # spyne turns this into a Receiver fault; its own log line would quote the exception's text.
             log.error("RetrieveImagingDocumentSet failed: %s at %s", type(exc).__name__, logs.where(exc))

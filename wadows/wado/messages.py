@@ -48,15 +48,77 @@ class Body:
 
 @dataclass
 class DocumentResult:
+    """One RAD-69 document."""
+
     ref: DocumentRef
     repository_uid: str  # echoed: the caller's value, or ours when it sent none
     body: Body
     new_document_uid: str | None = None  # set when the object was anonymized into a new SOP Instance UID
 
 
+@dataclass(frozen=True)
+class RenderingParameters:
+    """The rendering elements of a RenderedDocumentRequest, as sent (checked by the operation)."""
+
+    content_types: tuple[str, ...] = ()
+    charsets: tuple[str, ...] = ()
+    annotation: str | None = None
+    rows: str | None = None
+    columns: str | None = None
+    region: str | tuple[str, str, str, str] | None = None  # "x1,y1,x2,y2" text, or XMin, YMin, XMax, YMax
+    window_center: str | None = None
+    window_width: str | None = None
+    image_quality: str | None = None
+    presentation_uid: str | None = None
+    presentation_series_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderedRequest:
+    documents: tuple[tuple[DocumentRef, RenderingParameters], ...]
+
+
+@dataclass(frozen=True)
+class UsedParameters:
+    """What a rendering actually used, echoed in the RenderedDocumentResponse (PS3.18 §6.4.2.2)."""
+
+    rows: int
+    columns: int
+    region: tuple[float, float, float, float] | None = None
+    window_center: float | None = None
+    window_width: float | None = None
+    image_quality: int | None = None
+    annotation: str | None = None
+    presentation_uid: str | None = None
+    presentation_series_uid: str | None = None
+
+
 @dataclass
-class RetrieveResponse:
-    documents: list[DocumentResult] = field(default_factory=list)
+class RenderedResult:
+    ref: DocumentRef
+    repository_uid: str
+    body: Body
+    used: UsedParameters | None  # None for text renderings
+    anonymized: bool
+
+
+@dataclass(frozen=True)
+class InformationRequest:
+    documents: tuple[tuple[DocumentRef, tuple[str, ...]], ...]  # each document with its XPath expressions
+
+
+@dataclass
+class InformationResult:
+    ref: DocumentRef
+    repository_uid: str
+    answers: list[str | None]  # one per XPath, in request order; None when nothing matched
+
+
+@dataclass
+class Response:
+    """The answer of any of the three operations: results (of the operation's kind) and RegistryErrors."""
+
+    documents: list = field(default_factory=list)
     errors: list[RegistryError] = field(default_factory=list)
 
     @property

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from wadows.deid import Deidentifier
 from wadows.store.base import Store
-from wadows.wado.messages import RetrieveRequest, RetrieveResponse
 
 
 @dataclass
@@ -18,8 +17,4 @@ class ImagingDocumentSource:
     max_documents: int = 10_000          # per request; more is urn:dicom:wado:0005
     chunk_size: int = 1 << 20
     prepared_header_bytes: int = 64 << 20  # de-identified headers one request may keep between envelope and send
-
-    def retrieve(self, request: RetrieveRequest) -> RetrieveResponse:
-        from wadows.wado.retrieve import retrieve
-
-        return retrieve(self, request)
+    rendered_bytes: int = 256 << 20        # renderings one request may hold before its envelope is written

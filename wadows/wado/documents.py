@@ -1,0 +1,77 @@
+"""What the three operations share for each requested document: its identifiers checked, the stored instance
+found and still there, and a RegistryError when it is not."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, TypeVar
+
+from wadows.store.base import InstanceGone, InstanceRecord, StoreError, StoreUnavailable
+from wadows.wado import codes
+from wadows.wado.messages import DocumentRef, RegistryError
+from wadows.wado.rejected import Rejected
+from wadows.wado.source import ImagingDocumentSource
+from wadows.wado.uids import is_valid_uid, shown
+
+T = TypeVar("T")
+I = TypeVar("I")
+
+
+def request_size_error(source: ImagingDocumentSource, count: int) -> RegistryError | None:
+    """The request-wide checks: at least one document, at most max_documents."""
+    if not count:
+        return RegistryError(codes.REQUEST_ERROR, "The request names no document")
+    if count > source.max_documents:
+        return RegistryError(codes.TOO_LARGE, f"The request names {count} documents; this server answers at most "
+                                              f"{source.max_documents} per request")
+    return None
+
+
+def each_document(items: Iterable[I], prepare: Callable[[I], T],
+                  ref_of: Callable[[I], DocumentRef] = lambda item: item) -> tuple[list[T], list[RegistryError]]:
+    """prepare(item) for every requested document in request order; a Rejected becomes that document's
+    RegistryError (location: the DocumentUniqueId the caller sent)."""
+    results, errors = [], []
+    for item in items:
+        try:
+            results.append(prepare(item))
+        except Rejected as rejected:
+            errors.append(RegistryError(rejected.code, rejected.context, shown(ref_of(item).document_uid) or None))
+    return results, errors
+
+
+def find_document(source: ImagingDocumentSource, ref: DocumentRef) -> tuple[InstanceRecord, int | None]:
+    """The stored instance the caller named, checked against the study and series it named, and its current
+    size. Raises Rejected with the code RAD-69 (and the NIST tests) expect."""
+    _check_identifiers(source, ref)
+    record = source.store.locate(ref.document_uid)
+    if record is None:
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "No document with this DocumentUniqueId in this repository")
+    if record.study_uid != ref.study_uid:
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "The document is not part of the requested study")
+    if record.series_uid != ref.series_uid:
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "The document is not part of the requested series")
+    return record, _available(source, record)
+
+
+def _check_identifiers(source: ImagingDocumentSource, ref: DocumentRef) -> None:
+    for name, value in (("studyInstanceUID", ref.study_uid), ("seriesInstanceUID", ref.series_uid),
+                        ("DocumentUniqueId", ref.document_uid)):
+        if not value:
+            raise Rejected(codes.REQUEST_ERROR, f"The {name} is empty")
+        if not is_valid_uid(value):
+            raise Rejected(codes.INVALID_PARAMETER, f"The {name} is not a valid DICOM UID")
+    if ref.repository_uid and ref.repository_uid != source.repository_uid:
+        raise Rejected(codes.UNKNOWN_REPOSITORY, "This server does not answer to the RepositoryUniqueId requested")
+    if ref.home_community_id and ref.home_community_id != source.home_community_id:
+        raise Rejected(codes.UNKNOWN_COMMUNITY, "This server does not belong to the HomeCommunityId requested")
+
+
+def _available(source: ImagingDocumentSource, record: InstanceRecord) -> int | None:
+    try:
+        return source.store.available(record)
+    except InstanceGone:
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "The document is no longer available in this repository")
+    except StoreUnavailable as exc:
+        raise Rejected(codes.REPOSITORY_BUSY, f"The image store is not available: {exc}")
+    except StoreError as exc:
+        raise Rejected(codes.REPOSITORY_ERROR, f"The image store could not deliver the document: {exc}")

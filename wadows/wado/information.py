@@ -1,0 +1,54 @@
+"""RetrieveImagingDocumentSetInformation (PS3.18 §6.4.3, the "metadata" operation): XPath over each object's
+PS3.19 Native DICOM Model, built from the de-identified dataset when Anonymize asks for it."""
+
+from __future__ import annotations
+
+import logging
+
+from wadows.dicom import part10
+from wadows.dicom.native_model import native_model
+from wadows.dicom.native_xpath import InvalidXPath, ResultTooLarge, evaluate
+from wadows.wado import codes
+from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
+from wadows.wado.documents import each_document, find_document, request_size_error
+from wadows.wado.messages import DocumentRef, InformationRequest, InformationResult, Response
+from wadows.wado.rejected import Rejected
+from wadows.wado.source import ImagingDocumentSource
+
+log = logging.getLogger(__name__)
+
+
+def information(source: ImagingDocumentSource, request: InformationRequest) -> Response:
+    problem = request_size_error(source, len(request.documents))
+    if problem is not None:
+        return Response(errors=[problem])
+    results, errors = each_document(request.documents, lambda item: _answer(source, *item),
+                                    ref_of=lambda item: item[0])
+    log.info("RetrieveImagingDocumentSetInformation: %d requested, %d answered, %d errors",
+             len(request.documents), len(results), len(errors))
+    return Response(documents=results, errors=errors)
+
+
+def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[str, ...]) -> InformationResult:
+    record, _ = find_document(source, ref)
+    choice = parse_anonymize(ref.anonymize)
+    if not expressions:
+        raise Rejected(codes.INVALID_PARAMETER, "An XPath is required (\"/\" asks for all the metadata)")
+    with source.store.open(record) as fp:
+        try:
+            instance = part10.open_source(fp)
+        except part10.DicomReadError as exc:
+            raise Rejected(codes.PROCESSING_FAILURE, f"The stored object cannot be read: {exc}")
+    header = instance.dataset
+    if choice is AnonymizeChoice.YES:
+        header, _ = deidentified(source, header)
+    model = native_model(header, pixel_data_present=instance.pixel_data is not None)
+    answers = []
+    for number, expression in enumerate(expressions, 1):
+        try:
+            answers.append(evaluate(model, expression))
+        except InvalidXPath:
+            raise Rejected(codes.INVALID_PARAMETER, f"XPath number {number} is not a valid XPath 1.0 expression")
+        except ResultTooLarge:
+            raise Rejected(codes.TOO_LARGE, f"The result of XPath number {number} exceeds this server's limit")
+    return InformationResult(ref=ref, repository_uid=ref.repository_uid or source.repository_uid, answers=answers)

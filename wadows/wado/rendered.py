@@ -1,0 +1,123 @@
+"""RetrieveRenderedImagingDocumentSet (PS3.18 §6.4.2): each document rendered as an image (or, for reports, as
+text), from the de-identified object when Anonymize asks for it.
+
+Renderings are made before the envelope is written, because the response echoes the values each one actually
+used; a request's renderings are held within a memory budget (beyond it: urn:dicom:wado:0005).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pydicom
+
+from wadows.dicom import part10
+from wadows.dicom.frames import frame_count, read_frame
+from wadows.render import IMAGE_MEDIA_TYPES, TEXT_MEDIA_TYPES, RenderError, RenderRequest, render_image, render_text
+from wadows.wado import codes
+from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
+from wadows.wado.documents import each_document, find_document, request_size_error
+from wadows.wado.messages import (Body, DocumentRef, RenderedRequest, RenderedResult, RenderingParameters, Response,
+                                  UsedParameters)
+from wadows.wado.rejected import Rejected
+from wadows.wado.rendering_params import check, choose_charset, choose_media_type, frame_number
+from wadows.wado.source import ImagingDocumentSource
+
+log = logging.getLogger(__name__)
+
+_PIXEL_DATA = 0x7FE00010
+
+
+class RenderBudget:
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def take(self, size: int) -> None:
+        if size > self.left:
+            raise Rejected(codes.TOO_LARGE, "The renderings of this request exceed this server's limit; ask for "
+                                            "fewer documents per request")
+        self.left -= size
+
+
+def rendered(source: ImagingDocumentSource, request: RenderedRequest) -> Response:
+    problem = request_size_error(source, len(request.documents))
+    if problem is not None:
+        return Response(errors=[problem])
+    budget = RenderBudget(source.rendered_bytes)
+    results, errors = each_document(request.documents, lambda item: _render(source, *item, budget),
+                                    ref_of=lambda item: item[0])
+    log.info("RetrieveRenderedImagingDocumentSet: %d requested, %d rendered, %d errors",
+             len(request.documents), len(results), len(errors))
+    return Response(documents=results, errors=errors)
+
+
+def _render(source: ImagingDocumentSource, ref: DocumentRef, params: RenderingParameters,
+            budget: RenderBudget) -> RenderedResult:
+    record, _ = find_document(source, ref)
+    anonymize = parse_anonymize(ref.anonymize) is AnonymizeChoice.YES
+    checked = check(params)
+    frame = frame_number(ref.frame_number)
+    presentation = _presentation_state(source, *checked.presentation) if checked.presentation else None
+    with source.store.open(record) as fp:
+        try:
+            instance = part10.open_source(fp)
+        except part10.DicomReadError as exc:
+            raise Rejected(codes.PROCESSING_FAILURE, f"The stored object cannot be read: {exc}")
+        header, plan = deidentified(source, instance.dataset) if anonymize else (instance.dataset, None)
+        has_pixels = instance.pixel_data is not None or _PIXEL_DATA in instance.dataset
+        request = RenderRequest(
+            media_type="", rows=checked.rows, columns=checked.columns, region=checked.region,
+            window=checked.window, quality=checked.quality, annotation=checked.annotation, frame=frame,
+            charset=None, draw_overlays=not anonymize)
+        try:
+            if not has_pixels:
+                request.media_type = choose_media_type(params.content_types, TEXT_MEDIA_TYPES, "text/html")
+                request.charset = choose_charset(params.charsets)
+                result = render_text(header, request)
+            else:
+                request.media_type = choose_media_type(params.content_types, IMAGE_MEDIA_TYPES, "image/jpeg")
+                index = _frame_index(header, frame)
+                pixels = read_frame(instance, index)
+                if plan is not None and plan.pixel_edit is not None:
+                    pixels = plan.pixel_edit(pixels, header)  # burned-in text blanked before anything is drawn
+                result = render_image(header, pixels, request, presentation)
+        except RenderError as exc:
+            raise Rejected(exc.code, str(exc))
+    budget.take(len(result.data))
+    data = result.data
+    used = None
+    if result.used is not None:
+        u = result.used
+        used = UsedParameters(rows=u.rows, columns=u.columns, region=u.region, window_center=u.window_center,
+                              window_width=u.window_width, image_quality=u.quality,
+                              annotation=",".join(sorted(u.annotation)) or None,
+                              presentation_uid=checked.presentation[0] if checked.presentation else None,
+                              presentation_series_uid=checked.presentation[1] if checked.presentation else None)
+    return RenderedResult(ref=ref, repository_uid=ref.repository_uid or source.repository_uid,
+                          body=Body(lambda: iter((data,)), len(data), result.media_type), used=used,
+                          anonymized=anonymize)
+
+
+def _frame_index(header, frame: int | None) -> int:
+    frames = frame_count(header)
+    if frames <= 1:
+        return 0  # PS3.18 §8.2.7: FrameNumber is ignored for single-frame objects
+    if frame is None:
+        raise Rejected(codes.SINGLE_FRAME_NOT_AVAILABLE, "The object has several frames: ask for one with FrameNumber")
+    if frame > frames:
+        raise Rejected(codes.FRAME_OUT_OF_RANGE, f"FrameNumber is beyond the object's {frames} frames")
+    return frame - 1
+
+
+def _presentation_state(source: ImagingDocumentSource, uid: str, series_uid: str):
+    record = source.store.locate(uid)
+    if record is None:
+        raise Rejected(codes.PRESENTATION_UID_UNKNOWN, "No presentation state with this PresentationUID here")
+    if record.series_uid != series_uid:
+        raise Rejected(codes.PRESENTATION_SERIES_UID_UNKNOWN,
+                       "The presentation state is not in the PresentationSeriesUID given")
+    with source.store.open(record) as fp:
+        try:
+            return pydicom.dcmread(fp)
+        except Exception:
+            raise Rejected(codes.PROCESSING_FAILURE, "The presentation state cannot be read") from None
