@@ -30,11 +30,52 @@ def crlf_instance(path: Path) -> dict:
             "sop_instance_uid": ds.SOPInstanceUID, "path": path}
 
 
+def presentation_state(path: Path, image: Path, rotation: int = 90) -> dict:
+    """A Grayscale Softcopy Presentation State for one image: rotated, with its own window, in its own series."""
+    target = pydicom.dcmread(image, stop_before_pixels=True)
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.11.1"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["wadows test gsps", str(rotation)])
+    ds.StudyInstanceUID = target.StudyInstanceUID
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["wadows test gsps series"])
+    ds.Modality = "PR"
+    ds.PatientName, ds.PatientID = target.PatientName, target.PatientID
+    ds.ContentLabel = "ROTATED"
+    ds.PresentationCreationDate, ds.PresentationCreationTime = "20240101", "120000"
+    ds.InstanceNumber, ds.SeriesNumber = 1, 99
+    ref_image = pydicom.Dataset()
+    ref_image.ReferencedSOPClassUID, ref_image.ReferencedSOPInstanceUID = target.SOPClassUID, target.SOPInstanceUID
+    ref_series = pydicom.Dataset()
+    ref_series.SeriesInstanceUID = target.SeriesInstanceUID
+    ref_series.ReferencedImageSequence = [ref_image]
+    ds.ReferencedSeriesSequence = [ref_series]
+    area = pydicom.Dataset()
+    area.DisplayedAreaTopLeftHandCorner = [1, 1]
+    area.DisplayedAreaBottomRightHandCorner = [int(target.Columns), int(target.Rows)]
+    area.PresentationSizeMode = "SCALE TO FIT"
+    area.PresentationPixelSpacing = [1, 1]
+    ds.DisplayedAreaSelectionSequence = [area]
+    ds.ImageRotation = rotation
+    ds.ImageHorizontalFlip = "N"
+    voi = pydicom.Dataset()
+    voi.WindowCenter, voi.WindowWidth = 40, 400
+    ds.SoftcopyVOILUTSequence = [voi]
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return {"sop_instance_uid": ds.SOPInstanceUID, "series_uid": ds.SeriesInstanceUID, "path": path}
+
+
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("store")
     build_sample(root / "sample")
     crlf_instance(root / "extra" / "crlf.dcm")
+    ct = next((root / "sample").rglob("1-ct/*.dcm"))
+    presentation_state(root / "extra" / "gsps.dcm", ct)
     (root / "extra" / "notes.txt").write_text("not DICOM: the index skips it\n")
     return root
 
@@ -52,6 +93,13 @@ def crlf(store_dir) -> dict:
     ds = pydicom.dcmread(store_dir / "extra" / "crlf.dcm", stop_before_pixels=True)
     return {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID,
             "sop_instance_uid": ds.SOPInstanceUID, "path": store_dir / "extra" / "crlf.dcm"}
+
+
+@pytest.fixture(scope="session")
+def gsps(store_dir) -> dict:
+    ds = pydicom.dcmread(store_dir / "extra" / "gsps.dcm")
+    return {"sop_instance_uid": ds.SOPInstanceUID, "series_uid": ds.SeriesInstanceUID,
+            "study_uid": ds.StudyInstanceUID, "path": store_dir / "extra" / "gsps.dcm"}
 
 
 @pytest.fixture(scope="session")

@@ -288,3 +288,30 @@ def test_deidentify_command_writes_by_new_uids_and_summarizes(world, tmp_path):
         assert leaks(data, planting.PLANTED) == []
         assert leaks(str(path).encode(), planting.PLANTED) == []
         assert pydicom.dcmread(path).SOPInstanceUID == path.stem
+
+
+def test_renderings_come_from_cleaned_pixels(world):
+    from test_rendered import render
+
+    item = world["planted"]["sc-jpeg"]  # 100x100 RGB; the configured rule blanks its top ten rows
+    _, status, errors, docs = render(world["server"], [(doc(item), {"ContentType": ["image/png"],
+                                                                     "Anonymize": "yes"})])
+    assert status == SUCCESS, errors
+    from PIL import Image
+
+    cleaned = np.asarray(Image.open(io.BytesIO(docs[0]["data"])).convert("RGB"))
+    _, _, _, plain = render(world["server"], [(doc(item), {"ContentType": ["image/png"]})])
+    original = np.asarray(Image.open(io.BytesIO(plain[0]["data"])).convert("RGB"))
+    assert np.all(cleaned[:10] == 0) and np.any(original[:10] != 0)
+    assert docs[0]["Anonymize"] == "yes" and "Anonymize" not in plain[0]
+
+
+def test_patient_annotation_on_an_anonymized_rendering_draws_other_values(world):
+    from test_rendered import render
+
+    ct = world["planted"]["ct"]
+    params = {"ContentType": ["image/png"], "Annotation": "patient"}
+    _, _, _, anonymized_docs = render(world["server"], [(doc(ct), {**params, "Anonymize": "yes"})])
+    _, _, _, original_docs = render(world["server"], [(doc(ct), params)])
+    assert anonymized_docs[0]["Annotation"] == "patient"
+    assert anonymized_docs[0]["data"] != original_docs[0]["data"]

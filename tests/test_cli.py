@@ -19,7 +19,7 @@ def wadows(*args, **kw):
 def test_index_prints_a_summary_and_is_incremental(store_dir, tmp_path):
     first = wadows("index", store_dir, "--data-dir", tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "15 added" in first.stdout and "2 non-DICOM" in first.stdout  # README.txt, notes.txt
+    assert "16 added" in first.stdout and "2 non-DICOM" in first.stdout  # README.txt, notes.txt
     second = wadows("index", store_dir, "--data-dir", tmp_path)
     assert " 0 added" in second.stdout and "unchanged" in second.stdout
     assert (tmp_path / "index.sqlite3").exists()

@@ -123,7 +123,7 @@ class RetrieveDocumentSetResponse(ComplexModel):
     ]
 
 
-# --- WADO-WS Rendered and Information (requests read; answers carry results or errors) -------------
+# --- WADO-WS Rendered ----------------------------------------------------------------------------
 
 class ContentTypeList(ComplexModel):
     __namespace__ = ns.WADO
@@ -144,6 +144,7 @@ class RenderedDocumentRequest(ComplexModel):
         ("Annotation", Text),
         ("Rows", Text),
         ("Columns", Text),
+        # Region is read from the raw XML (soap.translate): spyne cannot read mixed content.
         ("WindowCenter", Text),
         ("WindowWidth", Text),
         ("ImageQuality", Text),
@@ -158,7 +159,7 @@ class RenderedDocumentRequest(ComplexModel):
 
 class RenderedSeriesRequest(ComplexModel):
     __namespace__ = ns.WADO
-    __type_name__ = "SeriesRequest"
+    __type_name__ = "RenderedSeriesRequestType"
     _type_info = [
         ("seriesInstanceUID", XmlAttribute(Unicode)),
         ("RenderedDocumentRequest", many(RenderedDocumentRequest)),
@@ -167,7 +168,7 @@ class RenderedSeriesRequest(ComplexModel):
 
 class RenderedStudyRequest(ComplexModel):
     __namespace__ = ns.WADO
-    __type_name__ = "StudyRequest"
+    __type_name__ = "RenderedStudyRequestType"
     _type_info = [
         ("studyInstanceUID", XmlAttribute(Unicode)),
         ("SeriesRequest", many(RenderedSeriesRequest)),
@@ -179,10 +180,43 @@ class RetrieveRenderedImagingDocumentSetRequest(ComplexModel):
     _type_info = [("StudyRequest", many(RenderedStudyRequest))]
 
 
+class Region(ComplexModel):
+    __namespace__ = ns.WADO
+    __type_name__ = "RegionType"
+    _type_info = [("XMin", Unicode), ("YMin", Unicode), ("XMax", Unicode), ("YMax", Unicode)]
+
+
+class RenderedDocumentResponse(ComplexModel):
+    __namespace__ = ns.WADO
+    _type_info = [
+        ("HomeCommunityId", in_ns(Text, ns.XDS)),
+        ("RepositoryUniqueId", in_ns(Unicode, ns.XDS)),
+        ("SourceDocumentUniqueId", Unicode),
+        ("FrameNumber", Text),
+        ("Annotation", Text),
+        ("Rows", Text),
+        ("Columns", Text),
+        ("Region", Region.customize(min_occurs=0)),
+        ("WindowCenter", Text),
+        ("WindowWidth", Text),
+        ("ImageQuality", Text),
+        ("PresentationUID", Text),
+        ("PresentationSeriesUID", Text),
+        ("Anonymize", Text),
+        ("mimeType", in_ns(Unicode, ns.XDS)),
+        ("Document", in_ns(XopDocument, ns.XDS)),
+    ]
+
+
 class RetrieveRenderedImagingDocumentSetResponse(ComplexModel):
     __namespace__ = ns.WADO
-    _type_info = [("RegistryResponse", in_ns(RegistryResponse, ns.RS))]
+    _type_info = [
+        ("RegistryResponse", in_ns(RegistryResponse, ns.RS)),
+        ("RenderedDocumentResponse", many(RenderedDocumentResponse)),
+    ]
 
+
+# --- WADO-WS Information (metadata) ---------------------------------------------------------------
 
 class DocumentInformationRequest(ComplexModel):
     __namespace__ = ns.WADO
@@ -197,7 +231,7 @@ class DocumentInformationRequest(ComplexModel):
 
 class InformationSeriesRequest(ComplexModel):
     __namespace__ = ns.WADO
-    __type_name__ = "InformationSeriesRequest"
+    __type_name__ = "InformationSeriesRequestType"
     _type_info = [
         ("seriesInstanceUID", XmlAttribute(Unicode)),
         ("DocumentInformationRequest", many(DocumentInformationRequest)),
@@ -206,7 +240,7 @@ class InformationSeriesRequest(ComplexModel):
 
 class InformationStudyRequest(ComplexModel):
     __namespace__ = ns.WADO
-    __type_name__ = "InformationStudyRequest"
+    __type_name__ = "InformationStudyRequestType"
     _type_info = [
         ("studyInstanceUID", XmlAttribute(Unicode)),
         ("SeriesRequest", many(InformationSeriesRequest)),
@@ -218,6 +252,25 @@ class RetrieveImagingDocumentSetInformationRequest(ComplexModel):
     _type_info = [("StudyRequest", many(InformationStudyRequest))]
 
 
+class XPathResponseList(ComplexModel):
+    __namespace__ = ns.WADO
+    _type_info = [("XPathResponse", many(Unicode))]
+
+
+class DocumentInformationResponse(ComplexModel):
+    __namespace__ = ns.WADO
+    _type_info = [
+        ("HomeCommunityId", in_ns(Text, ns.XDS)),
+        ("RepositoryUniqueId", in_ns(Unicode, ns.XDS)),
+        ("DocumentUniqueId", in_ns(Unicode, ns.XDS)),
+        ("FrameNumber", Text),
+        ("XPathResponseList", XPathResponseList),
+    ]
+
+
 class RetrieveImagingDocumentSetInformationResponse(ComplexModel):
     __namespace__ = ns.WADO
-    _type_info = [("RegistryResponse", in_ns(RegistryResponse, ns.RS))]
+    _type_info = [
+        ("RegistryResponse", in_ns(RegistryResponse, ns.RS)),
+        ("DocumentInformationResponse", many(DocumentInformationResponse)),
+    ]

@@ -18,13 +18,14 @@ from spyne.protocol.xml import _append
 from spyne.server import ServerBase
 
 from wadows import logs
-from wadows.soap import models
+from wadows.soap import models, translate
 from wadows.soap import namespaces as ns
 from wadows.soap.errors import SoapFault, receiver, sender
 from wadows.soap.mtom_out import new_content_id
 from wadows.soap.operations import BY_REQUEST
-from wadows.wado import codes
-from wadows.wado.messages import Body, DocumentRef, RegistryError, RetrieveRequest, Response
+from wadows.wado.information import information
+from wadows.wado.messages import Body
+from wadows.wado.rendered import rendered
 from wadows.wado.retrieve import retrieve
 from wadows.wado.source import ImagingDocumentSource as Source
 
@@ -39,7 +40,6 @@ class RequestState:
 
     source: Source
     attachments: list[tuple[str, Body]] = field(default_factory=list)
-    documents_requested: int = 0
 
 
 class WadoSoap12(Soap12):
@@ -66,105 +66,39 @@ class WadoSoap12(Soap12):
         _append(parent, element)
 
 
-def _text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
-def _registry_response(status: str, errors: list[RegistryError]) -> models.RegistryResponse:
-    error_list = None
-    if errors:
-        worst = next((e.severity for e in errors if e.severity.endswith(":Error")), errors[0].severity)
-        error_list = models.RegistryErrorList(
-            highestSeverity=worst,
-            RegistryError=[models.RegistryError(errorCode=e.code, codeContext=e.context, location=e.location,
-                                                severity=e.severity) for e in errors],
-        )
-    return models.RegistryResponse(status=status, RegistryErrorList=error_list)
-
-
-def retrieve_request(model: models.RetrieveImagingDocumentSetRequest | None) -> RetrieveRequest:
-    documents = []
-    for study in (model.StudyRequest or []) if model else []:
-        for series in study.SeriesRequest or []:
-            for doc in series.DocumentRequest or []:
-                documents.append(DocumentRef(
-                    study_uid=_text(study.studyInstanceUID) or "",
-                    series_uid=_text(series.seriesInstanceUID) or "",
-                    document_uid=_text(doc.DocumentUniqueId) or "",
-                    repository_uid=_text(doc.RepositoryUniqueId),
-                    home_community_id=_text(doc.HomeCommunityId),
-                    anonymize=doc.Anonymize.strip() if doc.Anonymize is not None else None,
-                    frame_number=_text(doc.FrameNumber),
-                ))
-    syntaxes = []
-    if model and model.TransferSyntaxUIDList is not None:
-        syntaxes = [s for s in (_text(t) for t in model.TransferSyntaxUIDList.TransferSyntaxUID or []) if s]
-    return RetrieveRequest(documents=tuple(documents), transfer_syntaxes=tuple(syntaxes))
-
-
-def retrieve_response(result: Response) -> models.RetrieveDocumentSetResponse:
-    return models.RetrieveDocumentSetResponse(
-        RegistryResponse=_registry_response(result.status, result.errors),
-        DocumentResponse=[
-            models.DocumentResponse(
-                HomeCommunityId=doc.ref.home_community_id,
-                RepositoryUniqueId=doc.repository_uid,
-                DocumentUniqueId=doc.ref.document_uid,
-                NewDocumentUniqueId=doc.new_document_uid,
-                FrameNumber=doc.ref.frame_number,
-                mimeType=doc.body.media_type,
-                Document=doc.body,
-            )
-            for doc in result.documents
-        ],
-    )
-
-
-def _not_yet(request, document_element: str, what: str) -> models.RegistryResponse:
-    """The operations of issue 4 are declared but not implemented: each document gets urn:dicom:wado:0013."""
-    uids = [_text(doc.DocumentUniqueId)
-            for study in (request.StudyRequest or [] if request else [])
-            for series in study.SeriesRequest or []
-            for doc in getattr(series, document_element) or []]
-    reason = f"{what} is not supported by this server yet"
-    errors = [RegistryError(codes.UNSUPPORTED_PARAMETER, reason, uid) for uid in uids] or [
-        RegistryError(codes.UNSUPPORTED_PARAMETER, reason)]
-    return _registry_response(codes.FAILURE, errors)
-
-
 class ImagingDocumentSourceService(ServiceBase):
     @rpc(models.RetrieveImagingDocumentSetRequest, _body_style="bare",
          _in_message_name="RetrieveImagingDocumentSetRequest",
          _out_message_name=f"{{{ns.XDS}}}RetrieveDocumentSetResponse",
          _returns=models.RetrieveDocumentSetResponse)
     def RetrieveImagingDocumentSet(ctx, request):
-        parsed = retrieve_request(request)
-        ctx.udc.documents_requested = len(parsed.documents)
-        try:
-            return retrieve_response(retrieve(ctx.udc.source, parsed))
-        except Exception as exc:
-            # spyne turns this into a Receiver fault; its own log line would quote the exception's text.
-            log.error("RetrieveImagingDocumentSet failed: %s at %s", type(exc).__name__, logs.where(exc))
-            raise
+        return _run("RetrieveImagingDocumentSet", lambda: translate.retrieve_response(
+            retrieve(ctx.udc.source, translate.retrieve_request(request))))
 
     @rpc(models.RetrieveRenderedImagingDocumentSetRequest, _body_style="bare",
          _in_message_name="RetrieveRenderedImagingDocumentSetRequest",
          _out_message_name=f"{{{ns.WADO}}}RetrieveRenderedImagingDocumentSetResponse",
          _returns=models.RetrieveRenderedImagingDocumentSetResponse)
     def RetrieveRenderedImagingDocumentSet(ctx, request):
-        return models.RetrieveRenderedImagingDocumentSetResponse(
-            RegistryResponse=_not_yet(request, "RenderedDocumentRequest", "RetrieveRenderedImagingDocumentSet"))
+        return _run("RetrieveRenderedImagingDocumentSet", lambda: translate.rendered_response(
+            rendered(ctx.udc.source, translate.rendered_request(request, ctx.in_body_doc))))
 
     @rpc(models.RetrieveImagingDocumentSetInformationRequest, _body_style="bare",
          _in_message_name="RetrieveImagingDocumentSetInformationRequest",
          _out_message_name=f"{{{ns.WADO}}}RetrieveImagingDocumentSetInformationResponse",
          _returns=models.RetrieveImagingDocumentSetInformationResponse)
     def RetrieveImagingDocumentSetInformation(ctx, request):
-        return models.RetrieveImagingDocumentSetInformationResponse(
-            RegistryResponse=_not_yet(request, "DocumentInformationRequest", "RetrieveImagingDocumentSetInformation"))
+        return _run("RetrieveImagingDocumentSetInformation", lambda: translate.information_response(
+            information(ctx.udc.source, translate.information_request(request))))
+
+
+def _run(operation: str, call):
+    try:
+        return call()
+    except Exception as exc:
+        # spyne turns this into a Receiver fault; its own log line would quote the exception's text.
+        log.error("%s failed: %s at %s", operation, type(exc).__name__, logs.where(exc))
+        raise
 
 
 class SpyneDriver(ServerBase):

@@ -42,7 +42,8 @@ def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[
     header = instance.dataset
     if choice is AnonymizeChoice.YES:
         header, _ = deidentified(source, header)
-    model = native_model(header, pixel_data_present=instance.pixel_data is not None)
+    pixel_vr = instance.pixel_data.vr if instance.pixel_data is not None else None
+    model = native_model(header, pixel_data_vr=pixel_vr)  # Pixel Data as a BulkData reference
     answers = []
     for number, expression in enumerate(expressions, 1):
         try:

@@ -13,7 +13,8 @@ import pydicom
 
 from wadows.dicom import part10
 from wadows.dicom.frames import frame_count, read_frame
-from wadows.render import IMAGE_MEDIA_TYPES, TEXT_MEDIA_TYPES, RenderError, RenderRequest, render_image, render_text
+from wadows.render import (TEXT_MEDIA_TYPES, RenderError, RenderFailure, RenderRequest, media_types_for, render_image,
+                           render_text)
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
 from wadows.wado.documents import each_document, find_document, request_size_error
@@ -25,7 +26,16 @@ from wadows.wado.source import ImagingDocumentSource
 
 log = logging.getLogger(__name__)
 
-_PIXEL_DATA = 0x7FE00010
+# PS3.18 §6.4.4 codes for what the renderer reports.
+_RENDER_ERRORS = {
+    RenderFailure.UNSUPPORTED_MEDIA_TYPE: codes.FORMAT_NOT_SUPPORTED,
+    RenderFailure.NOT_RENDERABLE: codes.FORMAT_NOT_POSSIBLE,
+    RenderFailure.FRAME_OUT_OF_RANGE: codes.FRAME_OUT_OF_RANGE,
+    RenderFailure.INVALID_PARAMETER: codes.INVALID_PARAMETER,
+    RenderFailure.UNSUPPORTED_CHARSET: codes.FORMAT_NOT_SUPPORTED,
+    RenderFailure.CHARSET_CANNOT_ENCODE: codes.FORMAT_NOT_POSSIBLE,
+    RenderFailure.PROCESSING_FAILURE: codes.PROCESSING_FAILURE,
+}
 
 
 class RenderBudget:
@@ -64,29 +74,33 @@ def _render(source: ImagingDocumentSource, ref: DocumentRef, params: RenderingPa
         except part10.DicomReadError as exc:
             raise Rejected(codes.PROCESSING_FAILURE, f"The stored object cannot be read: {exc}")
         header, plan = deidentified(source, instance.dataset) if anonymize else (instance.dataset, None)
-        has_pixels = instance.pixel_data is not None or _PIXEL_DATA in instance.dataset
+        if anonymize and presentation is not None:
+            # Its references must name the image by the image's new UIDs, and its own text must not leave.
+            presentation, _ = deidentified(source, presentation)
+        offered = media_types_for(instance.dataset)
+        if not offered:
+            raise Rejected(codes.FORMAT_NOT_SUPPORTED, "This kind of object cannot be rendered")
         request = RenderRequest(
-            media_type="", rows=checked.rows, columns=checked.columns, region=checked.region,
-            window=checked.window, quality=checked.quality, annotation=checked.annotation, frame=frame,
-            charset=None, draw_overlays=not anonymize)
+            media_type=choose_media_type(params.content_types, offered, offered[0]), rows=checked.rows,
+            columns=checked.columns, region=checked.region, window=checked.window, quality=checked.quality,
+            annotation=checked.annotation, frame=frame, draw_overlays=not anonymize)
         try:
-            if not has_pixels:
-                request.media_type = choose_media_type(params.content_types, TEXT_MEDIA_TYPES, "text/html")
+            if request.media_type in TEXT_MEDIA_TYPES:
                 request.charset = choose_charset(params.charsets)
                 result = render_text(header, request)
             else:
-                request.media_type = choose_media_type(params.content_types, IMAGE_MEDIA_TYPES, "image/jpeg")
-                index = _frame_index(header, frame)
-                pixels = read_frame(instance, index)
+                pixels = read_frame(instance, _frame_index(header, frame), keep_unused_bits=request.draw_overlays)
                 if plan is not None and plan.pixel_edit is not None:
                     pixels = plan.pixel_edit(pixels, header)  # burned-in text blanked before anything is drawn
                 result = render_image(header, pixels, request, presentation)
         except RenderError as exc:
-            raise Rejected(exc.code, str(exc))
+            raise Rejected(_RENDER_ERRORS[exc.code], str(exc))
+        except part10.DicomReadError as exc:
+            raise Rejected(codes.PROCESSING_FAILURE, f"The pixel data cannot be decoded: {exc}")
     budget.take(len(result.data))
     data = result.data
     used = None
-    if result.used is not None:
+    if result.used.rows is not None:
         u = result.used
         used = UsedParameters(rows=u.rows, columns=u.columns, region=u.region, window_center=u.window_center,
                               window_width=u.window_width, image_quality=u.quality,
