@@ -108,3 +108,16 @@ def test_zeep_reads_the_metadata_operation(server, sample):
                                         "XPath": ['string(//DicomAttribute[@keyword="StudyDescription"]/Value)']}]}]}])
     assert result.RegistryResponse.status == SUCCESS
     assert result.DocumentInformationResponse[0].XPathResponseList.XPathResponse == [row["study_description"]]
+
+
+def test_a_pathological_xpath_is_stopped_and_the_server_keeps_serving(server, sample):
+    row = ct(sample)
+    slow = "//*[count(//*[count(//*[.='x'])>0])>0]"  # about a minute of libxml2 time on this model
+    import time
+
+    started = time.monotonic()
+    _, status, errors, _ = ask(server, [(doc(row), [slow], None)])
+    assert time.monotonic() - started < 30
+    assert errors[0]["errorCode"] == "urn:dicom:wado:0005" and "stopped" in errors[0]["codeContext"]
+    _, status, _, _ = ask(server, [(doc(row), ["/"], None)])
+    assert status == SUCCESS

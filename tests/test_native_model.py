@@ -151,7 +151,8 @@ def run_dcm2xml(path: Path) -> Dcm2xml:
         return Dcm2xml(None, "as stored", stored.stderr.decode("utf-8", "replace"))
     if b"quoting non-ASCII" not in stored.stderr:
         try:
-            return Dcm2xml(etree.fromstring(stored.stdout, parser), "as stored", stored.stderr.decode())
+            stderr = stored.stderr.decode("utf-8", "replace")
+            return Dcm2xml(etree.fromstring(stored.stdout, parser), "as stored", stderr)
         except etree.XMLSyntaxError:
             pass  # an item's own character set, other than the one the XML declaration names
     utf8 = subprocess.run([*base, "--convert-to-utf8", str(path)], capture_output=True, timeout=120)
@@ -398,7 +399,7 @@ def test_comparison_catches_a_changed_value(tmp_path):
     dcmtk = run_dcm2xml(Path(get_testdata_file("CT_small.dcm")))
     assert ds.PatientPosition == "FFS"
     ds.PatientPosition = "HFS"
-    problems = disagreements(read_attrs(native_model(ds, 1 << 62)), read_attrs(dcmtk.model), dcmtk.text)
+    problems = disagreements(read_attrs(validated(native_model(ds, 1 << 62))), read_attrs(dcmtk.model), dcmtk.text)
     assert any("00185100" in problem for problem in problems), problems
 
 
@@ -420,10 +421,10 @@ YAMADA_PHONETIC = {"FamilyName": "やまだ", "GivenName": "たろう"}
 
 
 @pytest.mark.parametrize("file, path, expected", [
-    # PS3.5 H.3.1: ISO 2022 IR 87 after a default first component
+    # PS3.5 Annex H: ISO 2022 IR 87 after a default first component
     ("chrH31.dcm", "00100010", {"Alphabetic": {"FamilyName": "Yamada", "GivenName": "Tarou"},
                                 "Ideographic": YAMADA_IDEOGRAPHIC, "Phonetic": YAMADA_PHONETIC}),
-    # PS3.5 H.3.2: half-width katakana (ISO 2022 IR 13) then IR 87
+    # PS3.5 Annex H: half-width katakana (ISO 2022 IR 13) then IR 87
     ("chrH32.dcm", "00100010", {"Alphabetic": {"FamilyName": "ﾔﾏﾀﾞ", "GivenName": "ﾀﾛｳ"},
                                 "Ideographic": YAMADA_IDEOGRAPHIC, "Phonetic": YAMADA_PHONETIC}),
     ("chrJapMulti.dcm", "00100010", {"Alphabetic": YAMADA_PHONETIC}),
@@ -440,12 +441,12 @@ def test_japanese_names_match_ps3_5_annex_h(file, path, expected):
 
 
 @pytest.mark.parametrize("file, expected", [
-    ("chrI2.dcm", {"Alphabetic": {"FamilyName": "Hong", "GivenName": "Gildong"},  # PS3.5 I.2, ISO 2022 IR 149
+    ("chrI2.dcm", {"Alphabetic": {"FamilyName": "Hong", "GivenName": "Gildong"},  # PS3.5 Annex I, ISO 2022 IR 149
                    "Ideographic": {"FamilyName": "洪", "GivenName": "吉洞"},
                    "Phonetic": {"FamilyName": "홍", "GivenName": "길동"}}),
-    ("chrX1.dcm", {"Alphabetic": {"FamilyName": "Wang", "GivenName": "XiaoDong"},  # PS3.5 J.3, UTF-8
+    ("chrX1.dcm", {"Alphabetic": {"FamilyName": "Wang", "GivenName": "XiaoDong"},  # PS3.5 Annex J, UTF-8
                    "Ideographic": {"FamilyName": "王", "GivenName": "小東"}}),
-    ("chrX2.dcm", {"Alphabetic": {"FamilyName": "Wang", "GivenName": "XiaoDong"},  # PS3.5 J.1, GB18030
+    ("chrX2.dcm", {"Alphabetic": {"FamilyName": "Wang", "GivenName": "XiaoDong"},  # PS3.5 Annex J, GB18030
                    "Ideographic": {"FamilyName": "王", "GivenName": "小东"}}),
     ("chrFren.dcm", {"Alphabetic": {"FamilyName": "Buc", "GivenName": "Jérôme"}}),  # ISO_IR 100
     ("chrGreek.dcm", {"Alphabetic": {"FamilyName": "Διονυσιος"}}),  # ISO_IR 126
@@ -764,6 +765,6 @@ def test_a_data_set_built_in_memory_with_file_meta():
 def test_the_byte_order_can_be_given_for_a_copy_made_in_memory():
     ds = Dataset()  # in memory: original_encoding says nothing
     ds.add_new(0x00281201, "OW", b"\x01\x00\x03\x02")
-    assert base64.b64decode(attribute(native_model(ds), "00281201")[0].text) == b"\x01\x00\x03\x02"
+    assert base64.b64decode(attribute(validated(native_model(ds)), "00281201")[0].text) == b"\x01\x00\x03\x02"
     swapped = native_model(ds, little_endian=False)  # the words were big endian: 0x0100, 0x0302
     assert base64.b64decode(attribute(validated(swapped), "00281201")[0].text) == b"\x00\x01\x02\x03"

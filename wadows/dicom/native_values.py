@@ -1,9 +1,9 @@
 """How one DICOM value is written as text in the PS3.19 Native DICOM Model.
 
-The rules of PS3.19 A.1 as we apply them: DS and IS keep the text the data set holds (no reformatting,
-the sender's precision is the value); binary integers are decimal; FL and FD are the shortest decimal
-that reads back as the same float32/float64; AT is 8 upper-case hex digits; person names are split into
-their three groups and five components.
+PS3.19 A.1 gives the structure; the text of each value is ours: DS and IS keep the text the data set
+holds (no reformatting: the sender's precision is the value); binary integers are decimal; FL and FD are
+the shortest decimal that reads back as the same float32/float64 (xs:float/xs:double spelling); AT is 8
+upper-case hex digits; person names are split into their three groups and five components.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def value_text(vr: str, value: object) -> str:
         return str(int(value))
     if vr in ("DS", "IS"):
         # pydicom keeps the text it read (original_string); values set in code print as Python would
-        return str(getattr(value, "original_string", value)).strip(" ")
+        return xml_text(str(getattr(value, "original_string", value)).strip(" "))
     if isinstance(value, (bytes, bytearray)):  # text pydicom could not decode: keep what can be read of it
         value = bytes(value).decode("latin-1")
     return xml_text(_without_padding(vr, str(value)))

@@ -6,8 +6,11 @@ of its predicate nesting: `//*[count(//*[count(//*[.='x'])>0])>0]` runs for abou
 must not be able to hold a server thread that long, so its expressions run here.
 
 The children are forked from a fork server (multiprocessing "forkserver"): started once, without the
-server's threads, with lxml and this package already imported, so a child costs milliseconds. The child
-gets the model as XML bytes, answers through a pipe, and exits.
+server's threads, with lxml and this package already imported, so a child costs milliseconds (plus the
+model's parsing: about 50 ms for a 40,000-node enhanced multi-frame header). The child gets the model as
+XML bytes, answers through a pipe, and exits. As everywhere in multiprocessing, a child imports the
+program's main module again unless it is a package's __main__ (`python -m wadows`): a main script must
+keep its work under `if __name__ == "__main__"` (console scripts, gunicorn and pytest do).
 """
 
 from __future__ import annotations

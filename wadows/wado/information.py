@@ -8,6 +8,7 @@ import logging
 from wadows.dicom import part10
 from wadows.dicom.native_model import native_model
 from wadows.dicom.native_xpath import InvalidXPath, ResultTooLarge, evaluate
+from wadows.dicom.xpath_deadline import XPathTimeout, evaluate_with_deadline
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
 from wadows.wado.documents import each_document, find_document, request_size_error
@@ -29,6 +30,14 @@ def information(source: ImagingDocumentSource, request: InformationRequest) -> R
     return Response(documents=results, errors=errors)
 
 
+def _evaluate(model, expression: str, seconds: float) -> str | None:
+    # A caller's expression can take minutes (nested predicates over the whole model) and libxml2 cannot be
+    # interrupted: it runs in a child process with a deadline. The whole model needs no evaluation at all.
+    if expression == "/":
+        return evaluate(model, expression)
+    return evaluate_with_deadline(model, expression, seconds)
+
+
 def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[str, ...]) -> InformationResult:
     record, _ = find_document(source, ref)
     choice = parse_anonymize(ref.anonymize)
@@ -47,9 +56,12 @@ def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[
     answers = []
     for number, expression in enumerate(expressions, 1):
         try:
-            answers.append(evaluate(model, expression))
+            answers.append(_evaluate(model, expression, source.xpath_seconds))
         except InvalidXPath:
             raise Rejected(codes.INVALID_PARAMETER, f"XPath number {number} is not a valid XPath 1.0 expression")
         except ResultTooLarge:
             raise Rejected(codes.TOO_LARGE, f"The result of XPath number {number} exceeds this server's limit")
+        except XPathTimeout:
+            raise Rejected(codes.TOO_LARGE, f"XPath number {number} ran longer than {source.xpath_seconds:g} s "
+                                            "and was stopped")
     return InformationResult(ref=ref, repository_uid=ref.repository_uid or source.repository_uid, answers=answers)

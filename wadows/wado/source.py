@@ -18,3 +18,4 @@ class ImagingDocumentSource:
     chunk_size: int = 1 << 20
     prepared_header_bytes: int = 64 << 20  # de-identified headers one request may keep between envelope and send
     rendered_bytes: int = 256 << 20        # renderings one request may hold before its envelope is written
+    xpath_seconds: float = 5.0             # a metadata XPath running longer is stopped (urn:dicom:wado:0005)
