@@ -315,3 +315,30 @@ def test_patient_annotation_on_an_anonymized_rendering_draws_other_values(world)
     _, _, _, original_docs = render(world["server"], [(doc(ct), params)])
     assert anonymized_docs[0]["Annotation"] == "patient"
     assert anonymized_docs[0]["data"] != original_docs[0]["data"]
+
+
+def test_planted_values_never_leave_through_metadata_or_renderings(world):
+    from test_metadata import ask
+    from test_rendered import render
+
+    server, planted = world["server"], world["planted"]
+    keys = [k for k in planting.SOURCES if k != "sc-jpeg"]
+    original_uids = set().union(*(planted[k]["uids"] for k in keys))
+    reply, status, errors, answers = ask(server, [(doc(planted[k]), ["/"], "yes") for k in keys])
+    assert status == SUCCESS, errors
+    assert len(answers) == len(keys)
+    assert leaks(reply.raw, planting.PLANTED) == [] and leaks(reply.raw, original_uids) == []
+
+    for key in keys:
+        text = key.startswith("sr")
+        params = {"Anonymize": "yes", "Annotation": "patient,technique", "FrameNumber": 1,
+                  "ContentType": ["text/plain"] if text else ["image/png"]}
+        reply, status, errors, docs = render(server, [(doc(planted[key]), params)])
+        if key in ("ecg", "rtplan"):
+            assert errors[0]["errorCode"] == "urn:dicom:wado:0006"  # no image, no report: nothing to render
+            continue
+        assert status == SUCCESS, (key, errors)
+        assert leaks(reply.raw, planting.PLANTED) == [], key
+        assert leaks(reply.raw, original_uids) == [], key
+    log = server.log().encode()
+    assert leaks(log, planting.PLANTED) == [] and leaks(log, original_uids) == []
