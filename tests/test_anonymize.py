@@ -342,3 +342,21 @@ def test_planted_values_never_leave_through_metadata_or_renderings(world):
         assert leaks(reply.raw, original_uids) == [], key
     log = server.log().encode()
     assert leaks(log, planting.PLANTED) == [] and leaks(log, original_uids) == []
+
+
+def test_planted_values_never_leave_through_wado_uri(world):
+    import requests
+
+    server, planted = world["server"], world["planted"]
+    for key in [k for k in planting.SOURCES if k != "sc-jpeg"]:
+        item = planted[key]
+        reply = requests.get(f"{server.url}/wado", timeout=60, params={
+            "requestType": "WADO", "studyUID": item["study_uid"], "seriesUID": item["series_uid"],
+            "objectUID": item["sop_instance_uid"], "contentType": "application/dicom", "anonymize": "yes",
+            "transferSyntax": "*"})
+        assert reply.status_code == 200, (key, reply.text)
+        everything = reply.content + str(dict(reply.headers)).encode()
+        assert leaks(everything, planting.PLANTED) == [], key
+        assert leaks(everything, item["uids"] | {item["sop_instance_uid"]}) == [], key
+    log = server.log().encode()
+    assert leaks(log, planting.PLANTED) == []

@@ -7,6 +7,7 @@ import logging
 import re
 from urllib.parse import parse_qs
 
+from wadows import uri
 from wadows.soap import contract
 from wadows.soap.endpoint import Limits, SoapEndpoint
 from wadows.wado.source import ImagingDocumentSource
@@ -17,8 +18,10 @@ log = logging.getLogger(__name__)
 SOAP_PATH = "/wado-ws"
 _INSTANCES_PATH = re.compile(r"/studies/([^/]+)(?:/series/([^/]+))?/instances")
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-            500: "Internal Server Error"}
+_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 410: "Gone", 413: "Payload Too Large",
+            422: "Unprocessable Content", 500: "Internal Server Error", 501: "Not Implemented",
+            503: "Service Unavailable"}
 
 
 class WadowsApp:
@@ -39,6 +42,10 @@ class WadowsApp:
                 return self._contract(environ, start_response)
             return _plain(start_response, 405, "Use POST for SOAP requests, GET ?wsdl for the contract\n",
                           [("Allow", "GET, HEAD, POST")])
+        if path == "/wado" and method in ("GET", "HEAD"):
+            answer = uri.handle(self.source, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"))
+            start_response(_status(answer.status), answer.headers)
+            return answer.body
         if path == "/health" and method in ("GET", "HEAD"):
             return self._health(start_response)
         if path.startswith("/studies/") and method in ("GET", "HEAD"):

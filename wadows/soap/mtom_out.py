@@ -7,32 +7,12 @@ Spring-based consumers reject parts without it.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
-from wadows.deid import PixelEditError, Refusal
-from wadows.dicom.part10 import DicomReadError, TranscodeError
-from wadows.store.base import StoreError
+from wadows.streaming import guarded
 from wadows.wado.messages import Body
-
-log = logging.getLogger(__name__)
-
-# Our own exceptions carry texts written to be shown; anything else is named by its type only.
-_OWN_MESSAGES = (StoreError, DicomReadError, TranscodeError, PixelEditError)
-
-
-class ResponseAborted(Exception):
-    """A document failed after the envelope went out; the server closes the connection."""
-
-
-def describe(exc: Exception) -> str:
-    if isinstance(exc, Refusal):
-        return f"anonymization refused: {exc.reason}"
-    if isinstance(exc, _OWN_MESSAGES):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__
 
 ROOT_MEDIA_TYPE = 'application/xop+xml; charset=UTF-8; type="application/soap+xml"'
 
@@ -65,14 +45,8 @@ def build(envelope: bytes, attachments: list[tuple[str, Body]], action: str) -> 
         yield head + envelope
         for number, (part_head, (_, body)) in enumerate(zip(heads, attachments), 1):
             yield part_head
-            try:
-                yield from body.chunks()
-            except Exception as exc:
-                # The status was sent with the envelope; all that is left is to cut the connection so the
-                # caller cannot take a truncated object for a whole one. The log line names the problem
-                # and the document's position, never data (exception texts of libraries may quote values).
-                log.error("response aborted at document %d of %d: %s", number, len(attachments), describe(exc))
-                raise ResponseAborted(f"response aborted at document {number}") from None
+            # The status went out with the envelope: a document failing now can only cut the connection.
+            yield from guarded(body.chunks(), f"document {number} of {len(attachments)}")
         yield tail
 
     content_type = (

@@ -12,6 +12,8 @@ from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import is_valid_uid, shown
 
+NO_LONGER_AVAILABLE = "The document is no longer available in this repository"  # WADO-URI answers it with 410
+
 T = TypeVar("T")
 I = TypeVar("I")
 
@@ -70,7 +72,7 @@ def _available(source: ImagingDocumentSource, record: InstanceRecord) -> int | N
     try:
         return source.store.available(record)
     except InstanceGone:
-        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "The document is no longer available in this repository")
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, NO_LONGER_AVAILABLE)
     except StoreUnavailable as exc:
         raise Rejected(codes.REPOSITORY_BUSY, f"The image store is not available: {exc}")
     except StoreError as exc:
