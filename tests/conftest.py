@@ -105,6 +105,7 @@ def gsps(store_dir) -> dict:
 @pytest.fixture(scope="session")
 def server(store_dir, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
-    process = ServerProcess(store_dir, data_dir, data_dir / "server.log")
+    # A closed test network: anonymous callers may have originals. The policy has its own tests.
+    process = ServerProcess(store_dir, data_dir, data_dir / "server.log", ["--unauthenticated", "full"])
     yield process
     process.stop()

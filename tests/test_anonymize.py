@@ -60,7 +60,7 @@ def world(tmp_path_factory):
         row["path"] = store / "sample" / row["file"]
     config = root / "wadows.toml"
     config.write_text(CONFIG)
-    server = ServerProcess(store, root / "data", root / "server.log", ["--config", str(config)])
+    server = ServerProcess(store, root / "data", root / "server.log", ["--config", str(config), "--unauthenticated", "full"])
     yield {"server": server, "planted": planted, "sample": sample, "root": root, "store": store, "config": config}
     server.stop()
 

@@ -12,6 +12,7 @@ from lxml import etree
 
 from support import SOAP12, doc, envelope, rad69_body
 from wadows.app import WadowsApp
+from wadows.policy.access import AccessPolicy
 from wadows.store.folder import FolderStore
 from wadows.wado.source import ImagingDocumentSource
 
@@ -25,7 +26,8 @@ def test_internal_error_is_a_receiver_fault_without_internals(store_dir, sample,
     from wadows.store.folder import index_folder
 
     index_folder(store_dir, tmp_path, show_progress=False)
-    app = WadowsApp(ImagingDocumentSource(BrokenIndexStore(store_dir, tmp_path / "index.sqlite3"), "1.2.3"))
+    app = WadowsApp(ImagingDocumentSource(BrokenIndexStore(store_dir, tmp_path / "index.sqlite3"), "1.2.3"),
+                    policy=AccessPolicy("full"))
     body = envelope(rad69_body([doc(sample[0])]))
     status = {}
     raw = b"".join(app({"REQUEST_METHOD": "POST", "PATH_INFO": "/wado-ws", "CONTENT_TYPE": "application/soap+xml",

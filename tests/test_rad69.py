@@ -200,7 +200,7 @@ def test_too_many_documents_are_refused_with_resource_limit(server, sample, tmp_
     from support import ServerProcess
 
     limited = ServerProcess(sample[0]["path"].parent, tmp_path, tmp_path / "log",
-                            env={"WADOWS_SERVER_MAX_DOCUMENTS": "2"})
+                            env={"WADOWS_SERVER_MAX_DOCUMENTS": "2", "WADOWS_POLICY_UNAUTHENTICATED": "full"})
     try:
         rows = [r for r in sample if r["path"].parent == sample[0]["path"].parent][:3]
         if len(rows) < 3:

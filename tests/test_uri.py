@@ -115,7 +115,7 @@ def test_report_as_html_and_multi_frame_needs_a_frame(server, sample):
 def test_deleted_object_is_410(store_dir, sample, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(store_dir / "sample", store)
-    server = ServerProcess(store, tmp_path / "data", tmp_path / "log")
+    server = ServerProcess(store, tmp_path / "data", tmp_path / "log", ["--unauthenticated", "full"])
     try:
         row = row_of(sample, "CT")
         next(store.rglob(row["file"].split("/")[-2] + "/*.dcm")).unlink()

@@ -1,21 +1,33 @@
-"""The one WSGI application: /wado-ws (SOAP, ?wsdl, ?xsd=NAME) and /health."""
+"""The one WSGI application: /wado-ws (SOAP, ?wsdl, ?xsd=NAME), /wado (WADO-URI), the QIDO-RS instance listing,
+/health and /metrics. Every request that can return data first identifies its caller (wadows.policy) and is
+accounted for afterwards in the audit trail and the metrics."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import time
 from urllib.parse import parse_qs
 
 from wadows import uri
+from wadows.policy.access import AccessPolicy, AuthenticationFailed, is_tls
+from wadows.policy.audit import AuditLog
+from wadows.policy.credentials import WWW_AUTHENTICATE
+from wadows.policy.metrics import CONTENT_TYPE as METRICS_TYPE
+from wadows.policy.metrics import Metrics
 from wadows.soap import contract
-from wadows.soap.endpoint import Limits, SoapEndpoint
+from wadows.soap.endpoint import Limits, SoapEndpoint, fault_answer
+from wadows.soap.errors import sender
+from wadows.wado import codes
+from wadows.wado.anonymize import anonymize_requested
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import is_valid_uid
 
 log = logging.getLogger(__name__)
 
 SOAP_PATH = "/wado-ws"
+_BASIC_NEEDS_TLS = "HTTP Basic credentials are accepted only over TLS"
 _INSTANCES_PATH = re.compile(r"/studies/([^/]+)(?:/series/([^/]+))?/instances")
 
 _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -25,32 +37,90 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized
 
 
 class WadowsApp:
-    def __init__(self, source: ImagingDocumentSource, limits: Limits = Limits(), public_url: str = ""):
+    def __init__(self, source: ImagingDocumentSource, limits: Limits = Limits(), public_url: str = "",
+                 policy: AccessPolicy | None = None, audit: AuditLog | None = None, metrics: Metrics | None = None,
+                 basic_over_http: bool = False):
         self.source = source
         self.soap = SoapEndpoint(source, limits)
         self.public_url = public_url.rstrip("/")
+        self.policy = policy or AccessPolicy()
+        self.audit = audit or AuditLog(None, b"")
+        self.metrics = metrics or Metrics()
+        self.basic_over_http = basic_over_http
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if path == SOAP_PATH:
             if method == "POST":
-                answer = self.soap.handle(environ)
-                start_response(_status(answer.status), answer.headers)
-                return answer.body
+                return self._answer(environ, start_response, "soap")
             if method in ("GET", "HEAD"):
                 return self._contract(environ, start_response)
             return _plain(start_response, 405, "Use POST for SOAP requests, GET ?wsdl for the contract\n",
                           [("Allow", "GET, HEAD, POST")])
         if path == "/wado" and method in ("GET", "HEAD"):
-            answer = uri.handle(self.source, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"))
-            start_response(_status(answer.status), answer.headers)
-            return answer.body
+            return self._answer(environ, start_response, "uri")
         if path == "/health" and method in ("GET", "HEAD"):
             return self._health(start_response)
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            data = self.metrics.render()
+            start_response("200 OK", [("Content-Type", METRICS_TYPE), ("Content-Length", str(len(data)))])
+            return [data]
         if path.startswith("/studies/") and method in ("GET", "HEAD"):
-            return self._instances(path, start_response)
+            return self._answer(environ, start_response, "qido")
         return _plain(start_response, 404, "Not found. The SOAP endpoint is /wado-ws (WSDL: /wado-ws?wsdl)\n")
+
+    def _answer(self, environ, start_response, kind: str):
+        started = time.monotonic()
+        try:
+            caller = self._caller(environ)
+        except AuthenticationFailed as failure:
+            self.metrics.count_authentication_failure()
+            status = 403 if failure.reason == _BASIC_NEEDS_TLS else 401
+            log.info("authentication failed: %s", failure.reason)
+            if kind == "soap":
+                answer = fault_answer(sender(f"Authentication failed: {failure.reason}", http_status=status), None)
+            else:
+                answer = _text_answer(status, f"Authentication failed: {failure.reason}")
+            headers = answer.headers + ([("WWW-Authenticate", WWW_AUTHENTICATE)] if status == 401 else [])
+            start_response(_status(status), headers)
+            return answer.body
+        if kind == "qido":
+            return self._instances(environ["PATH_INFO"], caller, start_response)
+        if kind == "soap":
+            answer = self.soap.handle(environ, caller)
+        else:
+            answer = uri.handle(self.source, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"), caller)
+        self._account(answer, caller, started)
+        headers = answer.headers
+        if answer.status == 401:
+            headers = headers + [("WWW-Authenticate", WWW_AUTHENTICATE)]
+        start_response(_status(answer.status), headers)
+        return answer.body
+
+    def _caller(self, environ):
+        if "HTTP_AUTHORIZATION" in environ and not (self.basic_over_http or is_tls(environ)):
+            raise AuthenticationFailed(_BASIC_NEEDS_TLS)
+        return self.policy.identify(environ)
+
+    def _account(self, answer, caller, started: float) -> None:
+        """The audit record and the metrics of an answered request (counts, codes, hashed UIDs: no data)."""
+        response, operation = answer.response, answer.operation or "other"
+        seconds = time.monotonic() - started
+        outcome = response.status if response is not None else answer.status
+        documents = list(response.documents) if response is not None else []
+        refused = [e.code for e in response.errors if e.severity == codes.SEVERITY_ERROR] if response else []
+        requested = [d.ref.document_uid for d in documents] + [e.location for e in response.errors
+                                                              if e.location] if response else []
+        anonymized = sum(1 for d in documents if anonymize_requested(d.ref.anonymize))
+        self.metrics.count_request(operation, outcome, caller.kind, returned=len(documents), refused=len(refused),
+                                   anonymized=anonymized, seconds=seconds)
+        try:
+            self.audit.record(operation=operation, outcome=outcome, caller=caller, documents=requested,
+                              returned=len(documents), refused=refused, anonymized=anonymized,
+                              duration_ms=seconds * 1000)
+        except (OSError, ValueError) as exc:
+            log.error("the audit record could not be written: %s", type(exc).__name__)
 
     def endpoint_url(self, environ) -> str:
         if self.public_url:
@@ -75,9 +145,11 @@ class WadowsApp:
                                   ("Content-Length", str(len(document)))])
         return [document]
 
-    def _instances(self, path, start_response):
+    def _instances(self, path, caller, start_response):
         """QIDO-RS instance listing of one study or series (PS3.18 §10.6), UIDs only: what a RAD-69 caller needs
         to name documents, nothing else about them."""
+        if not caller.allowed:
+            return _plain(start_response, 401, "Authentication required\n", [("WWW-Authenticate", WWW_AUTHENTICATE)])
         match = _INSTANCES_PATH.fullmatch(path)
         if match is None or not all(is_valid_uid(uid) for uid in match.groups() if uid):
             return _plain(start_response, 404, "Use /studies/{study}/instances or "
@@ -110,6 +182,10 @@ class WadowsApp:
 
 def _status(code: int) -> str:
     return f"{code} {_REASONS.get(code, 'Error')}"
+
+
+def _text_answer(status: int, text: str):
+    return uri.UriAnswer(status, [("Content-Type", "text/plain; charset=utf-8")], [(text + "\n").encode()])
 
 
 def _plain(start_response, code: int, text: str, extra: list[tuple[str, str]] | None = None):

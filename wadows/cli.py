@@ -39,7 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--repository-uid", help="the RepositoryUniqueId this server answers to")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--unauthenticated", choices=["anonymized", "deny", "full"],
+                       help="what callers without credentials get (default anonymized: de-identified objects only)")
+    serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    serve.add_argument("--tls-client-ca", type=Path, help="accept client certificates issued by this CA (PEM)")
     serve.set_defaults(run=_serve)
+
+    user = sub.add_parser("user", help="manage the users who may authenticate (HTTP Basic)")
+    user_sub = user.add_subparsers(required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="add a user, or change a user's password")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    remove = user_sub.add_parser("remove", help="remove a user")
+    remove.add_argument("name")
+    for command in (add, remove):
+        command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+        command.add_argument("--config", type=Path, help="TOML configuration ([policy] users_file)")
+    add.set_defaults(run=_user_add)
+    remove.set_defaults(run=_user_remove)
 
     index = sub.add_parser("index", help="index (or re-index) a folder of DICOM files")
     index.add_argument("folder", type=Path)
@@ -86,22 +104,52 @@ def _serve(args) -> int:
     host = args.host or conf.get("server", "host")
     port = args.port or conf.get("server", "port")
     workers = args.workers or conf.get("server", "workers")
+    if args.unauthenticated:
+        conf.sections["policy"]["unauthenticated"] = args.unauthenticated
+    tls = {name: str(value) for name, value in (("cert", args.tls_cert), ("key", args.tls_key),
+                                                ("client_ca", args.tls_client_ca)) if value}
+    conf.sections["tls"].update(tls)
+    tls = {name: conf.get("tls", name) for name in ("cert", "key", "client_ca")}
+    if bool(tls["cert"]) != bool(tls["key"]) or (tls["client_ca"] and not tls["cert"]):
+        print("wadows serve: TLS needs both --tls-cert and --tls-key (and a certificate for --tls-client-ca)",
+              file=sys.stderr)
+        return 2
     app, summary = build_app(conf, folder, args.data_dir, args.repository_uid, show_progress=True)
     print(f"wadows: {summary}", file=sys.stderr)
 
     def ready():
-        url = f"http://{host}:{port}/wado-ws"
+        url = f"{'https' if tls['cert'] else 'http'}://{host}:{port}/wado-ws"
         print(f"wadows {__version__} serving {app.source.store.count()} instances\n"
               f"  endpoint        {url}\n"
               f"  WSDL            {url}?wsdl\n"
               f"  repository UID  {app.source.repository_uid}\n"
+              f"  unauthenticated {app.policy.unauthenticated}\n"
               f"  try             .venv/bin/python examples/retrieve_study.py {url} STUDY_UID --anonymize",
               flush=True)
 
     from wadows.server import run
 
-    run(app, host, port, workers, conf.get("server", "threads"), when_ready=ready)
+    run(app, host, port, workers, conf.get("server", "threads"), when_ready=ready, tls=tls)
     return 0
+
+
+def _users_path(args) -> Path:
+    from wadows import config as cfg
+    from wadows.runtime import users_file
+
+    return users_file(cfg.load(args.config), args.data_dir)
+
+
+def _user_add(args) -> int:
+    from wadows.policy.users import add_user_command
+
+    return add_user_command(_users_path(args), args.name, "stdin" if args.password_stdin else "prompt")
+
+
+def _user_remove(args) -> int:
+    from wadows.policy.users import remove_user_command
+
+    return remove_user_command(_users_path(args), args.name)
 
 
 def _index(args) -> int:

@@ -32,6 +32,21 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "home_community_id": "",   # set when the server answers XCA-I requests for a community
     },
     "anonymize": {},
+    "policy": {
+        "unauthenticated": "anonymized",   # anonymized | deny | full (a closed network: everyone trusted)
+        "original_users": [],              # users who may receive originals; ["*"] = every authenticated user
+        "original_certificates": [],       # client certificate CNs who may; ["*"] = any the CA accepts
+        "users_file": "",                  # default: <data dir>/users.jsonl (wadows user add)
+        "basic_over_http": False,          # accept Basic credentials without TLS (a TLS-terminating proxy)
+    },
+    "tls": {
+        "cert": "",
+        "key": "",
+        "client_ca": "",                   # CA bundle for client certificates (optional)
+    },
+    "audit": {
+        "file": "",                        # default: <data dir>/audit.jsonl; "off" disables the trail
+    },
 }
 
 
@@ -92,6 +107,8 @@ def _env_value(raw: str) -> Any:
 
 def _check_type(section: str, key: str, value: Any, default: Any) -> None:
     expected = type(default)
+    if expected is list and isinstance(value, str):
+        return  # from an environment variable: "alice,bob"
     if expected is int and isinstance(value, bool) or not isinstance(value, expected):
         raise ConfigError(f"{section}.{key} must be {expected.__name__}, not {type(value).__name__}")
 
@@ -107,7 +124,12 @@ def anonymization_key(data_dir: Path, configured: str | None) -> bytes:
     """The secret behind UID remapping and date shifting: configured, or generated once (mode 0600)."""
     if configured:
         return configured.encode("utf-8")
-    return _kept_value(data_dir / "anonymization.key", lambda: secrets.token_hex(32)).encode("ascii")
+    return kept_secret(data_dir / "anonymization.key")
+
+
+def kept_secret(path: Path) -> bytes:
+    """A random secret generated once into `path` (mode 0600) and read back ever after."""
+    return _kept_value(path, lambda: secrets.token_hex(32)).encode("ascii")
 
 
 def _kept_value(path: Path, make) -> str:

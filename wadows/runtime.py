@@ -1,4 +1,4 @@
-"""Assembling a running server from configuration: store, identity, de-identifier, WSGI app."""
+"""Assembling a running server from configuration: store, identity, de-identifier, policy, WSGI app."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ from pathlib import Path
 from wadows import config as cfg
 from wadows.app import WadowsApp
 from wadows.deid import Deidentifier, PixelRuleSet, Profile
+from wadows.policy.access import AccessPolicy
+from wadows.policy.audit import AuditLog
+from wadows.policy.metrics import Metrics
+from wadows.policy.users import UsersFile
 from wadows.soap.endpoint import Limits
 from wadows.store.folder import FolderStore, index_folder
 from wadows.wado.source import ImagingDocumentSource
 
 INDEX_NAME = "index.sqlite3"
+USERS_NAME = "users.jsonl"
+AUDIT_NAME = "audit.jsonl"
 
 
 def build_app(conf: cfg.Config, folder: Path, data_dir: Path, repository_uid: str | None = None,
@@ -29,7 +35,33 @@ def build_app(conf: cfg.Config, folder: Path, data_dir: Path, repository_uid: st
     )
     limits = Limits(max_request_bytes=conf.get("server", "max_request_bytes"),
                     max_xml_depth=conf.get("server", "max_xml_depth"))
-    return WadowsApp(source, limits, public_url=conf.get("server", "public_url")), summary
+    app = WadowsApp(source, limits, public_url=conf.get("server", "public_url"),
+                    policy=build_policy(conf, data_dir), audit=build_audit(conf, data_dir),
+                    metrics=Metrics(), basic_over_http=conf.get("policy", "basic_over_http"))
+    return app, summary
+
+
+def users_file(conf: cfg.Config, data_dir: Path) -> Path:
+    return Path(conf.get("policy", "users_file") or data_dir / USERS_NAME)
+
+
+def build_policy(conf: cfg.Config, data_dir: Path) -> AccessPolicy:
+    settings = conf.section("policy")
+    settings.pop("basic_over_http", None)
+    settings.pop("users_file", None)
+    try:
+        return AccessPolicy.from_mapping(settings, UsersFile(users_file(conf, data_dir)))
+    except ValueError as exc:
+        raise cfg.ConfigError(str(exc)) from None
+
+
+def build_audit(conf: cfg.Config, data_dir: Path) -> AuditLog:
+    """The audit trail (on by default), its UIDs hashed with a key of its own kept in the data dir."""
+    configured = conf.get("audit", "file")
+    if configured == "off":
+        return AuditLog(None, b"")
+    key = cfg.kept_secret(data_dir / "audit.key")
+    return AuditLog(Path(configured or data_dir / AUDIT_NAME), key)
 
 
 def build_deidentifier(conf: cfg.Config, data_dir: Path) -> Deidentifier:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Callable
 
 from gunicorn.app.base import BaseApplication
@@ -21,7 +22,8 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
-def run(app, host: str, port: int, workers: int, threads: int, when_ready: Callable[[], None] | None = None) -> None:
+def run(app, host: str, port: int, workers: int, threads: int, when_ready: Callable[[], None] | None = None,
+        tls: dict[str, str] | None = None) -> None:
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
@@ -39,4 +41,10 @@ def run(app, host: str, port: int, workers: int, threads: int, when_ready: Calla
     }
     if when_ready is not None:
         options["when_ready"] = lambda server: when_ready()
+    if tls and tls.get("cert"):
+        options.update(certfile=tls["cert"], keyfile=tls["key"])
+        if tls.get("client_ca"):
+            # Optional: callers without a certificate still connect (and are anonymous or use Basic);
+            # a certificate the CA did not issue fails the handshake.
+            options.update(ca_certs=tls["client_ca"], cert_reqs=ssl.CERT_OPTIONAL)
     _Gunicorn(app, options).run()

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from wadows.streaming import guarded
 from wadows.wado import codes
-from wadows.wado.documents import NO_LONGER_AVAILABLE
+from wadows.wado.rejected import GONE, NOT_AUTHORIZED
 from wadows.wado.messages import DocumentRef, RegistryError, RenderedRequest, RenderingParameters, RetrieveRequest
 from wadows.wado.rendered import rendered
 from wadows.wado.retrieve import retrieve
@@ -56,10 +56,11 @@ _STATUS = {
 
 
 class UriError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, response=None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.response = response
 
 
 @dataclass
@@ -67,9 +68,11 @@ class UriAnswer:
     status: int
     headers: list[tuple[str, str]]
     body: Iterable[bytes]
+    operation: str | None = "WADO-URI"
+    response: object = None  # the operation's wadows.wado Response, when there was one
 
 
-def handle(source: ImagingDocumentSource, query_string: str, accept: str | None) -> UriAnswer:
+def handle(source: ImagingDocumentSource, query_string: str, accept: str | None, caller) -> UriAnswer:
     try:
         params = _parse(query_string)
         ref = _document(params)
@@ -83,13 +86,15 @@ def handle(source: ImagingDocumentSource, query_string: str, accept: str | None)
         if DICOM in wanted:
             if any(p in params for p in _RENDERED_ONLY):
                 raise UriError(400, "rendering parameters do not apply to contentType=application/dicom")
-            return _dicom(source, ref, params, accept)
+            return _dicom(source, ref, params, accept, caller)
         if any(p in params for p in _DICOM_ONLY):
             raise UriError(400, "anonymize and transferSyntax apply only to contentType=application/dicom")
-        return _rendered(source, ref, params, wanted, accept)
+        return _rendered(source, ref, params, wanted, accept, caller)
     except UriError as error:
         log.info("WADO-URI answered %d", error.status)
-        return _text(error.status, error.message)
+        answer = _text(error.status, error.message)
+        answer.response = error.response
+        return answer
 
 
 def _parse(query_string: str) -> dict[str, str]:
@@ -117,17 +122,18 @@ def _document(params: dict[str, str]) -> DocumentRef:
                        anonymize="yes" if "anonymize" in params else None, frame_number=params.get("frameNumber"))
 
 
-def _dicom(source, ref: DocumentRef, params: dict[str, str], accept: str | None) -> UriAnswer:
+def _dicom(source, ref: DocumentRef, params: dict[str, str], accept: str | None, caller) -> UriAnswer:
     _check_accept(accept, DICOM)
     syntax = params.get("transferSyntax")
     if syntax is not None and syntax != "*" and not is_valid_uid(syntax):
         raise UriError(400, "transferSyntax is not a valid UID")
     syntaxes = (EXPLICIT_LE,) if syntax is None else ALL_SYNTAXES if syntax == "*" else (syntax,)
-    result = retrieve(source, RetrieveRequest(documents=(ref,), transfer_syntaxes=syntaxes))
-    return _single(result, DICOM)
+    result = retrieve(source, RetrieveRequest(documents=(ref,), transfer_syntaxes=syntaxes), caller)
+    return _single(result, DICOM, caller)
 
 
-def _rendered(source, ref: DocumentRef, params: dict[str, str], wanted: list[str], accept: str | None) -> UriAnswer:
+def _rendered(source, ref: DocumentRef, params: dict[str, str], wanted: list[str], accept: str | None,
+              caller) -> UriAnswer:
     region = params.get("region")
     rendering = RenderingParameters(
         content_types=tuple(wanted) or _accepted_types(accept),
@@ -136,8 +142,8 @@ def _rendered(source, ref: DocumentRef, params: dict[str, str], wanted: list[str
         region=region, window_center=params.get("windowCenter"), window_width=params.get("windowWidth"),
         image_quality=params.get("imageQuality"), presentation_uid=params.get("presentationUID"),
         presentation_series_uid=params.get("presentationSeriesUID"))
-    result = rendered(source, RenderedRequest(documents=((ref, rendering),)))
-    answer = _single(result, None)
+    result = rendered(source, RenderedRequest(documents=((ref, rendering),)), caller)
+    answer = _single(result, None, caller)
     _check_accept(accept, dict(answer.headers).get("Content-Type", ""))
     return answer
 
@@ -160,22 +166,24 @@ def _check_accept(accept: str | None, media_type: str) -> None:
     raise UriError(406, f"the Accept header does not include {media}")
 
 
-def _single(result, media_type: str | None) -> UriAnswer:
+def _single(result, media_type: str | None, caller) -> UriAnswer:
     if not result.documents:
         error = next((e for e in result.errors if e.severity == codes.SEVERITY_ERROR), None)
         if error is None:
-            raise UriError(500, "no document and no reason")
-        raise UriError(_status_of(error), error.context)
+            raise UriError(500, "no document and no reason", result)
+        raise UriError(_status_of(error, caller), error.context, result)
     body = result.documents[0].body
     headers = [("Content-Type", body.media_type or media_type)]
     if body.size is not None:
         headers.append(("Content-Length", str(body.size)))
-    return UriAnswer(200, headers, guarded(body.chunks(), "the WADO-URI object"))
+    return UriAnswer(200, headers, guarded(body.chunks(), "the WADO-URI object"), response=result)
 
 
-def _status_of(error: RegistryError) -> int:
-    if error.code == codes.DOCUMENT_UNIQUE_ID_ERROR and error.context == NO_LONGER_AVAILABLE:
+def _status_of(error: RegistryError, caller) -> int:
+    if error.kind == GONE:
         return 410
+    if error.kind == NOT_AUTHORIZED:
+        return 401 if caller.kind == "anonymous" else 403  # 401: credentials would help
     return _STATUS.get(error.code, 400)
 
 

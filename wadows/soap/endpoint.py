@@ -8,6 +8,7 @@ from typing import Iterable
 
 from lxml import etree
 
+from wadows import logs
 from wadows.soap import addressing, faults, mtom_in, mtom_out
 from wadows.soap import namespaces as ns
 from wadows.soap.errors import SoapFault, receiver, sender
@@ -30,6 +31,8 @@ class HttpAnswer:
     status: int
     headers: list[tuple[str, str]]
     body: Iterable[bytes]
+    operation: str | None = None  # for the audit trail and the metrics
+    response: object = None       # the operation's wadows.wado Response, when there was one
 
 
 class SoapEndpoint:
@@ -38,7 +41,7 @@ class SoapEndpoint:
         self.limits = limits
         self.driver = SpyneDriver()
 
-    def handle(self, environ: dict) -> HttpAnswer:
+    def handle(self, environ: dict, caller) -> HttpAnswer:
         relates_to = None
         try:
             body = read_body(environ, self.limits.max_request_bytes)
@@ -51,7 +54,7 @@ class SoapEndpoint:
             spec = BY_REQUEST.get(request.tag)
             if spec is None:
                 raise sender("The SOAP Body does not hold a request of an operation this endpoint offers")
-            state = RequestState(source=self.source)
+            state = RequestState(source=self.source, caller=caller)
             response = with_our_prefixes(self.driver.call(envelope, state))
             action = spec.response_action(wsa.action or package.action_param)
             response.insert(0, addressing.response_header(action, relates_to))
@@ -60,12 +63,13 @@ class SoapEndpoint:
             headers = [("Content-Type", message.content_type), ("MIME-Version", "1.0")]
             if message.content_length is not None:
                 headers.append(("Content-Length", str(message.content_length)))
-            return HttpAnswer(200, headers, message.chunks)
+            return HttpAnswer(200, headers, message.chunks, spec.name, state.response)
         except SoapFault as fault:
             log.info("SOAP fault %s: %s", fault.code, fault.reason)
             return fault_answer(fault, relates_to)
-        except Exception:
-            log.exception("unexpected failure while handling a SOAP request")
+        except Exception as exc:
+            log.error("unexpected failure while handling a SOAP request: %s at %s", type(exc).__name__,
+                      logs.where(exc))
             return fault_answer(receiver(), relates_to)
 
 

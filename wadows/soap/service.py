@@ -39,7 +39,9 @@ class RequestState:
     """Per-request values spyne carries for us in ctx.udc."""
 
     source: Source
+    caller: object  # wadows.policy.access.Caller
     attachments: list[tuple[str, Body]] = field(default_factory=list)
+    response: object = None  # the operation's wadows.wado Response, for the audit trail
 
 
 class WadoSoap12(Soap12):
@@ -72,29 +74,32 @@ class ImagingDocumentSourceService(ServiceBase):
          _out_message_name=f"{{{ns.XDS}}}RetrieveDocumentSetResponse",
          _returns=models.RetrieveDocumentSetResponse)
     def RetrieveImagingDocumentSet(ctx, request):
-        return _run("RetrieveImagingDocumentSet", lambda: translate.retrieve_response(
-            retrieve(ctx.udc.source, translate.retrieve_request(request))))
+        return _run(ctx, "RetrieveImagingDocumentSet", translate.retrieve_response,
+                    lambda source, caller: retrieve(source, translate.retrieve_request(request), caller))
 
     @rpc(models.RetrieveRenderedImagingDocumentSetRequest, _body_style="bare",
          _in_message_name="RetrieveRenderedImagingDocumentSetRequest",
          _out_message_name=f"{{{ns.WADO}}}RetrieveRenderedImagingDocumentSetResponse",
          _returns=models.RetrieveRenderedImagingDocumentSetResponse)
     def RetrieveRenderedImagingDocumentSet(ctx, request):
-        return _run("RetrieveRenderedImagingDocumentSet", lambda: translate.rendered_response(
-            rendered(ctx.udc.source, translate.rendered_request(request, ctx.in_body_doc))))
+        body = ctx.in_body_doc
+        return _run(ctx, "RetrieveRenderedImagingDocumentSet", translate.rendered_response,
+                    lambda source, caller: rendered(source, translate.rendered_request(request, body), caller))
 
     @rpc(models.RetrieveImagingDocumentSetInformationRequest, _body_style="bare",
          _in_message_name="RetrieveImagingDocumentSetInformationRequest",
          _out_message_name=f"{{{ns.WADO}}}RetrieveImagingDocumentSetInformationResponse",
          _returns=models.RetrieveImagingDocumentSetInformationResponse)
     def RetrieveImagingDocumentSetInformation(ctx, request):
-        return _run("RetrieveImagingDocumentSetInformation", lambda: translate.information_response(
-            information(ctx.udc.source, translate.information_request(request))))
+        return _run(ctx, "RetrieveImagingDocumentSetInformation", translate.information_response,
+                    lambda source, caller: information(source, translate.information_request(request), caller))
 
 
-def _run(operation: str, call):
+def _run(ctx, operation: str, to_model, operate):
+    """Run the operation for this request's caller; keep its result for the audit trail."""
     try:
-        return call()
+        ctx.udc.response = operate(ctx.udc.source, ctx.udc.caller)
+        return to_model(ctx.udc.response)
     except Exception as exc:
         # spyne turns this into a Receiver fault; its own log line would quote the exception's text.
         log.error("%s failed: %s at %s", operation, type(exc).__name__, logs.where(exc))

@@ -22,6 +22,11 @@ _YES = {"yes", "true", "1"}
 _NO = {"no", "false", "0"}
 
 
+def anonymize_requested(value: str | None) -> bool:
+    """Whether a (valid) Anonymize value asks for anonymization; for counting, never raises."""
+    return value is not None and value.strip().lower() in _YES
+
+
 def parse_anonymize(value: str | None) -> AnonymizeChoice:
     if value is None:
         return AnonymizeChoice.NO

@@ -8,11 +8,11 @@ from typing import Callable, Iterable, TypeVar
 from wadows.store.base import InstanceGone, InstanceRecord, StoreError, StoreUnavailable
 from wadows.wado import codes
 from wadows.wado.messages import DocumentRef, RegistryError
-from wadows.wado.rejected import Rejected
+from wadows.wado.rejected import GONE, NOT_AUTHORIZED, Rejected
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import is_valid_uid, shown
 
-NO_LONGER_AVAILABLE = "The document is no longer available in this repository"  # WADO-URI answers it with 410
+NO_LONGER_AVAILABLE = "The document is no longer available in this repository"
 
 T = TypeVar("T")
 I = TypeVar("I")
@@ -37,7 +37,8 @@ def each_document(items: Iterable[I], prepare: Callable[[I], T],
         try:
             results.append(prepare(item))
         except Rejected as rejected:
-            errors.append(RegistryError(rejected.code, rejected.context, shown(ref_of(item).document_uid) or None))
+            errors.append(RegistryError(rejected.code, rejected.context, shown(ref_of(item).document_uid) or None,
+                                        kind=rejected.kind))
     return results, errors
 
 
@@ -72,8 +73,19 @@ def _available(source: ImagingDocumentSource, record: InstanceRecord) -> int | N
     try:
         return source.store.available(record)
     except InstanceGone:
-        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, NO_LONGER_AVAILABLE)
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, NO_LONGER_AVAILABLE, GONE)
     except StoreUnavailable as exc:
         raise Rejected(codes.REPOSITORY_BUSY, f"The image store is not available: {exc}")
     except StoreError as exc:
         raise Rejected(codes.REPOSITORY_ERROR, f"The image store could not deliver the document: {exc}")
+
+
+def authorize(caller, anonymize: bool) -> None:
+    """Before anything about the document is looked up, so that an unauthorized caller learns nothing of it.
+    `caller` has `allowed` and `originals` (wadows.policy.access.Caller)."""
+    if not caller.allowed:
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "The caller is not authorized to use this server",
+                       NOT_AUTHORIZED)
+    if not anonymize and not caller.originals:
+        raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "The caller is not authorized to receive original objects: "
+                                                       "ask with Anonymize=yes", NOT_AUTHORIZED)

@@ -11,7 +11,7 @@ from wadows.dicom.native_xpath import InvalidXPath, ResultTooLarge, evaluate
 from wadows.dicom.xpath_deadline import XPathTimeout, evaluate_with_deadline
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
-from wadows.wado.documents import each_document, find_document, request_size_error
+from wadows.wado.documents import authorize, each_document, find_document, request_size_error
 from wadows.wado.messages import DocumentRef, InformationRequest, InformationResult, Response
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
@@ -19,11 +19,11 @@ from wadows.wado.source import ImagingDocumentSource
 log = logging.getLogger(__name__)
 
 
-def information(source: ImagingDocumentSource, request: InformationRequest) -> Response:
+def information(source: ImagingDocumentSource, request: InformationRequest, caller) -> Response:
     problem = request_size_error(source, len(request.documents))
     if problem is not None:
         return Response(errors=[problem])
-    results, errors = each_document(request.documents, lambda item: _answer(source, *item),
+    results, errors = each_document(request.documents, lambda item: _answer(source, *item, caller),
                                     ref_of=lambda item: item[0])
     log.info("RetrieveImagingDocumentSetInformation: %d requested, %d answered, %d errors",
              len(request.documents), len(results), len(errors))
@@ -38,9 +38,11 @@ def _evaluate(model, expression: str, seconds: float) -> str | None:
     return evaluate_with_deadline(model, expression, seconds)
 
 
-def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[str, ...]) -> InformationResult:
-    record, _ = find_document(source, ref)
+def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[str, ...],
+            caller) -> InformationResult:
     choice = parse_anonymize(ref.anonymize)
+    authorize(caller, choice is AnonymizeChoice.YES)
+    record, _ = find_document(source, ref)
     if not expressions:
         raise Rejected(codes.INVALID_PARAMETER, "An XPath is required (\"/\" asks for all the metadata)")
     with source.store.open(record) as fp:

@@ -35,6 +35,7 @@ class RegistryError:
     context: str  # human-readable; never carries patient data
     location: str | None = None
     severity: str = codes.SEVERITY_ERROR
+    kind: str | None = None  # a finer reason (wadows.wado.rejected), not sent in WS mode
 
 
 @dataclass

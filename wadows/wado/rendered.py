@@ -17,7 +17,7 @@ from wadows.render import (TEXT_MEDIA_TYPES, RenderError, RenderFailure, RenderR
                            render_text)
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
-from wadows.wado.documents import each_document, find_document, request_size_error
+from wadows.wado.documents import authorize, each_document, find_document, request_size_error
 from wadows.wado.messages import (Body, DocumentRef, RenderedRequest, RenderedResult, RenderingParameters, Response,
                                   UsedParameters)
 from wadows.wado.rejected import Rejected
@@ -49,12 +49,12 @@ class RenderBudget:
         self.left -= size
 
 
-def rendered(source: ImagingDocumentSource, request: RenderedRequest) -> Response:
+def rendered(source: ImagingDocumentSource, request: RenderedRequest, caller) -> Response:
     problem = request_size_error(source, len(request.documents))
     if problem is not None:
         return Response(errors=[problem])
     budget = RenderBudget(source.rendered_bytes)
-    results, errors = each_document(request.documents, lambda item: _render(source, *item, budget),
+    results, errors = each_document(request.documents, lambda item: _render(source, *item, budget, caller),
                                     ref_of=lambda item: item[0])
     log.info("RetrieveRenderedImagingDocumentSet: %d requested, %d rendered, %d errors",
              len(request.documents), len(results), len(errors))
@@ -62,9 +62,10 @@ def rendered(source: ImagingDocumentSource, request: RenderedRequest) -> Respons
 
 
 def _render(source: ImagingDocumentSource, ref: DocumentRef, params: RenderingParameters,
-            budget: RenderBudget) -> RenderedResult:
-    record, _ = find_document(source, ref)
+            budget: RenderBudget, caller) -> RenderedResult:
     anonymize = parse_anonymize(ref.anonymize) is AnonymizeChoice.YES
+    authorize(caller, anonymize)  # a rendering of the original shows the original's pixels and annotation
+    record, _ = find_document(source, ref)
     checked = check(params)
     frame = frame_number(ref.frame_number)
     presentation = _presentation_state(source, *checked.presentation) if checked.presentation else None

@@ -19,7 +19,7 @@ from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, parse_anonymize
 from wadows.wado.anonymized import HeaderBudget, anonymized_result
 from wadows.wado.messages import Body, DocumentRef, DocumentResult, RegistryError, RetrieveRequest, Response
-from wadows.wado.documents import each_document, find_document, request_size_error
+from wadows.wado.documents import authorize, each_document, find_document, request_size_error
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import shown
@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 DICOM = "application/dicom"
 
 
-def retrieve(source: ImagingDocumentSource, request: RetrieveRequest) -> Response:
+def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) -> Response:
     problem = request_size_error(source, len(request.documents))
     if problem is not None:
         return Response(errors=[problem])
     budget = HeaderBudget(source.prepared_header_bytes)
     documents, errors = each_document(request.documents,
-                                      lambda ref: _prepare(source, ref, request.transfer_syntaxes, budget))
+                                      lambda ref: _prepare(source, ref, request.transfer_syntaxes, budget, caller))
     response = Response(documents=documents, errors=errors)
     for doc in documents:
         if doc.ref.frame_number is not None:
@@ -47,11 +47,12 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest) -> Respons
 
 
 def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[str, ...],
-             budget: HeaderBudget) -> DocumentResult:
+             budget: HeaderBudget, caller) -> DocumentResult:
+    choice = parse_anonymize(ref.anonymize)
+    authorize(caller, choice is AnonymizeChoice.YES)
     record, size = find_document(source, ref)
     if not accepted:
         raise Rejected(codes.REQUEST_ERROR, "The TransferSyntaxUIDList names no transfer syntax")
-    choice = parse_anonymize(ref.anonymize)
     repository_uid = ref.repository_uid or source.repository_uid
     if choice is AnonymizeChoice.YES:
         return anonymized_result(source, ref, record, accepted, repository_uid, budget)
