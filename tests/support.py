@@ -44,9 +44,11 @@ class ServerProcess:
     """`python -m wadows serve ...` as a child process, its output kept in a log file."""
 
     def __init__(self, store: Path, data_dir: Path, log_path: Path, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, https_ca: str | None = None):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.verify = https_ca or True
+        self.url = f"{'https' if https_ca else 'http'}://127.0.0.1:{self.port}"
         self.endpoint = f"{self.url}/wado-ws"
         self.log_path = log_path
         args = [sys.executable, "-m", "wadows", "serve", "--store", str(store), "--data-dir", str(data_dir),
@@ -62,15 +64,15 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"wadows serve exited early:\n{self.log()}")
             try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/health", timeout=1, verify=self.verify).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.exceptions.SSLError):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"wadows serve did not become ready:\n{self.log()}")
 
     def health(self) -> dict:
-        return requests.get(f"{self.url}/health", timeout=5).json()
+        return requests.get(f"{self.url}/health", timeout=5, verify=self.verify).json()
 
     def log(self) -> str:
         self._log.flush()
