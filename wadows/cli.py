@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--transfer-syntax", action="append", dest="transfer_syntaxes",
                           help="accepted transfer syntax UID (repeatable; default: common ones)")
     retrieve.add_argument("--out", type=Path, required=True, help="folder to write the objects into")
+    retrieve.add_argument("--user", help="authenticate with HTTP Basic as this user (password: WADOWS_PASSWORD "
+                                         "or a prompt)")
+    retrieve.add_argument("--ca", type=Path, help="CA bundle to verify an https server with")
     retrieve.set_defaults(run=_retrieve)
     return parser
 
@@ -189,9 +192,20 @@ def _deidentify(args) -> int:
 
 
 def _retrieve(args) -> int:
+    import getpass
+    import os
+
+    import requests
+
     from wadows.client import retrieve_to_folder
 
-    return retrieve_to_folder(args.url, args.study, args.series, args.anonymize, args.transfer_syntaxes, args.out)
+    session = requests.Session()
+    if args.user:
+        session.auth = (args.user, os.environ.get("WADOWS_PASSWORD") or getpass.getpass(f"password for {args.user}: "))
+    if args.ca:
+        session.verify = str(args.ca)
+    return retrieve_to_folder(args.url, args.study, args.series, args.anonymize, args.transfer_syntaxes, args.out,
+                              session=session)
 
 
 if __name__ == "__main__":

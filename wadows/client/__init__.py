@@ -119,7 +119,7 @@ class WadoWsClient:
         """The instances of a study (or series), from the server's QIDO-RS listing (our server offers it)."""
         base = self.url.rsplit("/", 1)[0]
         path = f"/studies/{study_uid}" + (f"/series/{series_uid}" if series_uid else "") + "/instances"
-        response = self.session.get(base + path, timeout=self.timeout,
+        response = self.session.get(base + path, timeout=self.timeout, verify=self.session.verify,
                                     headers={"Accept": "application/dicom+json"})
         if response.status_code == 204:
             return []
@@ -152,7 +152,7 @@ class WadoWsClient:
         """RAD-69 for these documents. The result's documents stream: read each before taking the next."""
         body = self.envelope(documents, transfer_syntaxes, anonymize, repository_uid)
         response = self.session.post(
-            self.url, data=body, stream=True, timeout=self.timeout,
+            self.url, data=body, stream=True, timeout=self.timeout, verify=self.session.verify,
             headers={"Content-Type": f'application/soap+xml; charset=utf-8; action="{RETRIEVE_ACTION}"'})
         try:
             return _read_response(response)
@@ -237,11 +237,11 @@ def _read_envelope(envelope: etree._Element):
 
 
 def retrieve_to_folder(url: str, study: str, series: str | None, anonymize: bool,
-                       transfer_syntaxes: list[str] | None, out: Path) -> int:
+                       transfer_syntaxes: list[str] | None, out: Path, session: requests.Session | None = None) -> int:
     """`wadows retrieve`: a whole study or series into a folder, with a progress bar and a summary."""
     from tqdm import tqdm
 
-    client = WadoWsClient(url)
+    client = WadoWsClient(url, session=session)
     documents = client.instances(study, series)
     if not documents:
         print("wadows retrieve: the server lists no instance for this study/series", file=sys.stderr)
