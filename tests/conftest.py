@@ -102,10 +102,33 @@ def gsps(store_dir) -> dict:
             "study_uid": ds.StudyInstanceUID, "path": store_dir / "extra" / "gsps.dcm"}
 
 
-@pytest.fixture(scope="session")
-def server(store_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
+def load_into_orthanc(orthanc, folder: Path) -> int:
+    """Upload every DICOM Part 10 file under `folder` through Orthanc's REST API."""
+    count = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.read_bytes()[128:132] == b"DICM":
+            orthanc.upload(path)
+            count += 1
+    return count
+
+
+@pytest.fixture(scope="session", params=["folder", "orthanc"])
+def server(request, store_dir, tmp_path_factory):
+    """The same suite against both stores: the folder, and a real Orthanc reached over DICOMweb."""
+    data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
     # A closed test network: anonymous callers may have originals. The policy has its own tests.
-    process = ServerProcess(store_dir, data_dir, data_dir / "server.log", ["--unauthenticated", "full"])
+    args = ["--unauthenticated", "full"]
+    orthanc = None
+    if request.param == "orthanc":
+        from orthanc import Orthanc
+
+        orthanc = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
+        load_into_orthanc(orthanc, store_dir)
+        process = ServerProcess(None, data_dir, data_dir / "server.log", args + ["--store-url", orthanc.dicomweb_url])
+    else:
+        process = ServerProcess(store_dir, data_dir, data_dir / "server.log", args)
+    process.store_kind = request.param
     yield process
     process.stop()
+    if orthanc is not None:
+        orthanc.stop()

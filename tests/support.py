@@ -43,7 +43,9 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m wadows serve ...` as a child process, its output kept in a log file."""
 
-    def __init__(self, store: Path, data_dir: Path, log_path: Path, extra_args: list[str] | None = None,
+    store_kind = "folder"
+
+    def __init__(self, store: Path | None, data_dir: Path, log_path: Path, extra_args: list[str] | None = None,
                  env: dict[str, str] | None = None, https_ca: str | None = None):
         self.port = free_port()
         self.data_dir = data_dir
@@ -51,7 +53,8 @@ class ServerProcess:
         self.url = f"{'https' if https_ca else 'http'}://127.0.0.1:{self.port}"
         self.endpoint = f"{self.url}/wado-ws"
         self.log_path = log_path
-        args = [sys.executable, "-m", "wadows", "serve", "--store", str(store), "--data-dir", str(data_dir),
+        store_args = ["--store", str(store)] if store is not None else []
+        args = [sys.executable, "-m", "wadows", "serve", *store_args, "--data-dir", str(data_dir),
                 "--host", "127.0.0.1", "--port", str(self.port)] + (extra_args or [])
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,

@@ -44,8 +44,10 @@ def test_response_is_mtom_with_bracketed_start_and_matching_cids(server, sample)
     for cid in hrefs:
         assert mtom.part_headers[cid]["content-type"] == "application/dicom"
         assert mtom.part_headers[cid]["content-transfer-encoding"] == "binary"
-    # Stored files are sent as they are: their sizes are known, so the length is too.
-    assert int(reply.headers["Content-Length"]) == len(reply.raw)
+    # Stored files are sent as they are: from a folder their sizes are known, so the length is too
+    # (a PACS does not say how large an object is before sending it).
+    if server.store_kind == "folder":
+        assert int(reply.headers["Content-Length"]) == len(reply.raw)
 
 
 def test_transcoded_answer_is_chunked(server, sample):

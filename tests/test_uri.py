@@ -32,7 +32,8 @@ def test_dicom_as_stored_with_any_transfer_syntax(server, sample):
         reply = get(server, contentType="application/dicom", transferSyntax="*", **ids(row))
         assert reply.status_code == 200 and reply.headers["Content-Type"] == "application/dicom"
         assert reply.content == row["path"].read_bytes(), row["file"]
-        assert int(reply.headers["Content-Length"]) == len(reply.content)
+        if server.store_kind == "folder":  # a PACS does not tell the size before sending the object
+            assert int(reply.headers["Content-Length"]) == len(reply.content)
 
 
 def test_dicom_defaults_to_explicit_little_endian(server, sample):

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="index a folder of DICOM files and serve it over WADO-WS")
     serve.add_argument("--store", type=Path, help="folder of DICOM Part 10 files (indexed recursively)")
+    serve.add_argument("--store-url", help="a PACS's DICOMweb root instead of a folder (QIDO-RS + WADO-RS)")
+    serve.add_argument("--store-auth", help='credentials for the PACS: "user:password" or "Bearer TOKEN"')
     serve.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                        help="where the index, the repository UID and the key are kept (default .wadows)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -97,11 +99,20 @@ def _serve(args) -> int:
     from wadows.runtime import build_app
 
     conf = cfg.load(args.config)
+    if args.store_url:
+        conf.sections["store"]["url"] = args.store_url
+    if args.store_auth:
+        conf.sections["store"]["auth"] = args.store_auth
     folder = args.store or (Path(conf.get("store", "folder")) if conf.get("store", "folder") else None)
-    if folder is None:
-        print("wadows serve: --store DIR is required (or [store] folder in the configuration)", file=sys.stderr)
+    if conf.get("store", "url"):
+        if folder is not None:
+            print("wadows serve: give either a store folder or a store URL, not both", file=sys.stderr)
+            return 2
+    elif folder is None:
+        print("wadows serve: --store DIR or --store-url URL is required (or [store] folder/url in the "
+              "configuration)", file=sys.stderr)
         return 2
-    if not folder.is_dir():
+    elif not folder.is_dir():
         print(f"wadows serve: the store folder does not exist: {folder}", file=sys.stderr)
         return 2
     host = args.host or conf.get("server", "host")

@@ -26,6 +26,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "store": {
         "folder": "",
+        "url": "",                 # a DICOMweb root instead of a folder, e.g. http://pacs:8042/dicom-web
+        "auth": "",                # "user:password" or "Bearer TOKEN" (never logged)
+        "connect_timeout": 3.05,   # seconds
+        "read_timeout": 30.0,      # the longest silence tolerated from the PACS, not a whole transfer
+        "retries": 2,              # further tries after a connection failure or HTTP 502/503/504
     },
     "repository": {
         "unique_id": "",           # default: generated once, kept in the data dir

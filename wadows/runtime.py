@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from wadows import config as cfg
 from wadows.app import WadowsApp
@@ -12,6 +13,7 @@ from wadows.policy.audit import AuditLog
 from wadows.policy.metrics import Metrics
 from wadows.policy.users import UsersFile
 from wadows.soap.endpoint import Limits
+from wadows.store.dicomweb import DicomWebStore
 from wadows.store.folder import FolderStore, index_folder
 from wadows.wado.source import ImagingDocumentSource
 
@@ -20,12 +22,19 @@ USERS_NAME = "users.jsonl"
 AUDIT_NAME = "audit.jsonl"
 
 
-def build_app(conf: cfg.Config, folder: Path, data_dir: Path, repository_uid: str | None = None,
+def build_app(conf: cfg.Config, folder: Path | None, data_dir: Path, repository_uid: str | None = None,
               show_progress: bool = False):
-    """Index the folder (incrementally), then build the application. Returns (app, index summary)."""
+    """The application over a folder (indexed incrementally first) or, when `[store] url` is set, over a PACS
+    through DICOMweb. Returns (app, a line saying what the store is)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    summary = index_folder(folder, data_dir, show_progress=show_progress)
-    store = FolderStore(folder, data_dir / INDEX_NAME)
+    url = conf.get("store", "url")
+    if url:
+        store = DicomWebStore(url, auth=conf.get("store", "auth") or None, retries=conf.get("store", "retries"),
+                              timeout=(conf.get("store", "connect_timeout"), conf.get("store", "read_timeout")))
+        summary = f"DICOMweb store at {_without_credentials(url)}"
+    else:
+        summary = index_folder(folder, data_dir, show_progress=show_progress)
+        store = FolderStore(folder, data_dir / INDEX_NAME)
     source = ImagingDocumentSource(
         store=store,
         repository_uid=cfg.repository_uid(data_dir, repository_uid or conf.get("repository", "unique_id")),
@@ -39,6 +48,11 @@ def build_app(conf: cfg.Config, folder: Path, data_dir: Path, repository_uid: st
                     policy=build_policy(conf, data_dir), audit=build_audit(conf, data_dir),
                     metrics=Metrics(), basic_over_http=conf.get("policy", "basic_over_http"))
     return app, summary
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
 
 
 def users_file(conf: cfg.Config, data_dir: Path) -> Path:

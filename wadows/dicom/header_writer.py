@@ -1,7 +1,8 @@
 """The bytes of a Part 10 file other than pixel values: preamble, file meta, data set, Pixel Data element header.
 
-pydicom writes the data set; we add what it leaves out when the byte order changes: it parses numbers
-into the new order but copies OW/OF/OL/OD/OV values as they are, so we swap those words ourselves.
+The file meta group is built by file_meta_bytes (by pydicom when that declines). pydicom writes the data set;
+we add what it leaves out when the byte order changes: it parses numbers into the new order but copies
+OW/OF/OL/OD/OV values as they are, so we swap those words ourselves.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydicom.filewriter import correct_ambiguous_vr, write_data_element, write_d
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from wadows import __version__
+from wadows.dicom.file_meta_bytes import file_meta_bytes
 
 PREAMBLE = b"\0" * 128 + b"DICM"  # a fresh preamble: the stored one may carry a TIFF header or anything else
 
@@ -56,7 +58,11 @@ def file_meta_for(header: Dataset, transfer_syntax: UID) -> FileMetaDataset:
 
 
 def preamble_and_meta(meta: FileMetaDataset) -> bytes:
-    """Preamble, DICM prefix and the file meta group (group length computed by pydicom)."""
+    """Preamble, DICM prefix and the file meta group (with its group length), as pydicom's
+    write_file_meta_info(enforce_standard=True) writes it."""
+    group = file_meta_bytes(meta._dict)
+    if group is not None:
+        return PREAMBLE + group
     out = DicomBytesIO()
     out.is_little_endian, out.is_implicit_VR = True, False
     out.write(PREAMBLE)
@@ -64,15 +70,19 @@ def preamble_and_meta(meta: FileMetaDataset) -> bytes:
     return out.getvalue()
 
 
-def encode_data_set(ds: Dataset, implicit_vr: bool, little_endian: bool, values_little_endian: bool) -> bytes:
+def encode_data_set(ds: Dataset, implicit_vr: bool, little_endian: bool, values_little_endian: bool,
+                    spans: dict[int, tuple[int, int]] | None = None) -> bytes:
     """`ds` encoded with the given VR form and byte order. `values_little_endian` is the byte order the
-    binary (OW, OF, ...) values of `ds` are in: the order of the file they were read from."""
+    binary (OW, OF, ...) values of `ds` are in: the order of the file they were read from.
+
+    `spans`, when given, receives the byte range of each element in the result, but only when every
+    element is written on its own (the encoding is kept, see _keeps_encoding); it stays empty otherwise."""
     if values_little_endian != little_endian:
         ds = _with_words_swapped(ds, little_endian)
     out = DicomBytesIO()
     out.is_implicit_VR, out.is_little_endian = implicit_vr, little_endian
     if _keeps_encoding(ds, implicit_vr, little_endian):
-        _write_keeping_raw_values(out, ds)
+        _write_keeping_raw_values(out, ds, spans)
     else:
         write_dataset(out, ds)
     return out.getvalue()
@@ -88,30 +98,47 @@ def _keeps_encoding(ds: Dataset, implicit_vr: bool, little_endian: bool) -> bool
             and ds.original_character_set == ds._character_set)
 
 
-def _write_keeping_raw_values(out: DicomBytesIO, ds: Dataset) -> None:
+def _write_keeping_raw_values(out: DicomBytesIO, ds: Dataset, spans: dict[int, tuple[int, int]] | None) -> None:
     """What pydicom's write_dataset writes when the encoding is kept, several times faster: an element
     still in its encoded form is copied with a header built here (most of a de-identified header), the
     others go through pydicom. A header with unchanged values is the hot path of anonymized retrieval."""
     encodings = ds.get("SpecificCharacterSet", default_encoding)
-    implicit_vr, order = out.is_implicit_VR, "<" if out.is_little_endian else ">"
-    short, long_, implicit = struct.Struct(f"{order}HH2sH"), struct.Struct(f"{order}HH2sxxL"), struct.Struct(f"{order}HHL")
+    implicit_vr, little_endian = out.is_implicit_VR, out.is_little_endian
     elements = ds._dict
     for tag in sorted(elements):
         if not tag & 0xFFFF and tag >> 16 > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
-        elem = elements[tag]
-        value = elem.value if isinstance(elem, RawDataElement) else None
-        if value is None or elem.length == 0xFFFFFFFF or (not implicit_vr and not elem.VR):
+        start = out.tell()
+        encoded = raw_element_bytes(tag, elements[tag], implicit_vr, little_endian)
+        if encoded is None:
             write_data_element(out, ds[tag], encodings)  # decoded first, as pydicom itself would
-            continue
-        group, element, length = tag >> 16, tag & 0xFFFF, len(value)
-        if implicit_vr:
-            out.write(implicit.pack(group, element, length))
-        elif elem.VR in _LONG_VRS:
-            out.write(long_.pack(group, element, elem.VR.encode("ascii"), length))
         else:
-            out.write(short.pack(group, element, elem.VR.encode("ascii"), length))
-        out.write(value)
+            out.write(encoded)
+        if spans is not None:
+            spans[tag] = (start, out.tell())
+
+
+_HEADERS = {
+    (order, form): struct.Struct(f"{order}{fields}")
+    for order in "<>" for form, fields in (("short", "HH2sH"), ("long", "HH2sxxL"), ("implicit", "HHL"))
+}
+
+
+def raw_element_bytes(tag: int, elem: object, implicit_vr: bool, little_endian: bool) -> bytes | None:
+    """An element still in its encoded form, as the data set writer copies it (header built here, value as
+    read); None when it must go through pydicom (decoded, undefined length, or no VR to write)."""
+    value = elem.value if isinstance(elem, RawDataElement) else None
+    if value is None or elem.length == 0xFFFFFFFF or (not implicit_vr and not elem.VR):
+        return None
+    order = "<" if little_endian else ">"
+    group, element = tag >> 16, tag & 0xFFFF
+    if implicit_vr:
+        head = _HEADERS[order, "implicit"].pack(group, element, len(value))
+    elif elem.VR in _LONG_VRS:
+        head = _HEADERS[order, "long"].pack(group, element, elem.VR.encode("ascii"), len(value))
+    else:
+        head = _HEADERS[order, "short"].pack(group, element, elem.VR.encode("ascii"), len(value))
+    return head + value
 
 
 def _with_words_swapped(ds: Dataset, little_endian: bool) -> Dataset:
@@ -140,10 +167,10 @@ def pixel_element_header(implicit_vr: bool, little_endian: bool, vr: str, length
     """Tag, VR and length of a Pixel Data element; `length` None means undefined (encapsulated data)."""
     order = "<" if little_endian else ">"
     value_length = 0xFFFFFFFF if length is None else length
-    tag = struct.pack(f"{order}HH", _PIXEL_DATA_TAG >> 16, _PIXEL_DATA_TAG & 0xFFFF)
     if implicit_vr:
-        return tag + struct.pack(f"{order}L", value_length)
-    return tag + vr.encode("ascii") + b"\0\0" + struct.pack(f"{order}L", value_length)
+        return _HEADERS[order, "implicit"].pack(_PIXEL_DATA_TAG >> 16, _PIXEL_DATA_TAG & 0xFFFF, value_length)
+    return _HEADERS[order, "long"].pack(_PIXEL_DATA_TAG >> 16, _PIXEL_DATA_TAG & 0xFFFF, vr.encode("ascii"),
+                                        value_length)
 
 
 def item_header(length: int) -> bytes:

@@ -18,20 +18,22 @@ from typing import BinaryIO
 
 import numpy
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from wadows.dicom import header_writer, syntaxes
+from wadows.dicom.file_meta_bytes import file_meta_bytes
 from wadows.dicom.pixel_copy import copied_pixel_data
 from wadows.dicom.pixel_recode import recoded_pixel_data
 from wadows.dicom.pixel_span import DicomReadError, PixelDataRef, locate_pixel_data
+from wadows.dicom.spliced_copy import CopyLayout, spliced_head
 from wadows.dicom.transcode import TranscodeError, pixel_bytes_carry_over, refusal_reason
 
-__all__ = ["CopyPlan", "DicomReadError", "PixelDataRef", "SourceInstance", "TranscodeError", "encode", "open_source",
-           "plan_copy"]
+__all__ = ["CopyLayout", "CopyPlan", "DicomReadError", "PixelDataRef", "SourceInstance", "TranscodeError", "encode",
+           "open_source", "plan_copy", "plan_copy_like", "plan_copy_with_layout"]
 
 _PIXEL_DATA = 0x7FE00010
 _FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)
@@ -201,7 +203,7 @@ def encode(
         if reason:
             raise TranscodeError(f"cannot write {syntaxes.describe(target)}: {reason}")
         pixel_chunks = recoded_pixel_data(source, body, target, pixel_edit)
-    head, data_set = _header_bytes(header, body, source, target)
+    head, data_set, _ = _header_bytes(header, body, source, target)
     return _stream(head, data_set, pixel_chunks, deflate=target == DeflatedExplicitVRLittleEndian)
 
 
@@ -224,35 +226,82 @@ def plan_copy(header: Dataset, source: SourceInstance, transfer_syntax: str) -> 
     """The output of encode(header, source, transfer_syntax) without a pixel edit, prepared now so that it
     can be sent later from the stored file alone: the header work done once, the size known in advance.
     None when the pixels must be decoded or the output is deflated (then use encode())."""
+    return plan_copy_with_layout(header, source, transfer_syntax)[0]
+
+
+def plan_copy_with_layout(header: Dataset, source: SourceInstance,
+                          transfer_syntax: str) -> tuple[CopyPlan | None, CopyLayout | None]:
+    """plan_copy(), and how its head was put together for plan_copy_like() (None when its parts were
+    written by pydicom as a whole: another encoding, or a file meta the fast writer leaves to pydicom)."""
+    target = _copy_target(source, transfer_syntax)
+    if target is None:
+        return None, None
+    body = _output_data_set(header)
+    spans: dict[int, tuple[int, int]] = {}
+    head, data_set, meta = _header_bytes(header, body, source, target, spans)
+    meta_spans: dict[int, tuple[int, int]] = {}
+    layout = None
+    if spans and header_writer.PREAMBLE + (file_meta_bytes(meta._dict, meta_spans) or b"") == head:
+        implicit_vr, little_endian = syntaxes.data_set_encoding(target)
+        meta_spans = {tag: (start + len(header_writer.PREAMBLE), end + len(header_writer.PREAMBLE))
+                      for tag, (start, end) in meta_spans.items()}
+        layout = CopyLayout(source.transfer_syntax, target, implicit_vr, little_endian, dict(meta._dict), head,
+                            meta_spans, data_set, tuple(spans), spans)
+    return _with_pixel_range(head + data_set, source.pixel_data, target), layout
+
+
+def plan_copy_like(layout: CopyLayout, source: SourceInstance,
+                   changes: dict[int, DataElement | RawDataElement | None]) -> CopyPlan | None:
+    """plan_copy() for an output header that is the one `layout` was made from with the elements in
+    `changes` replaced (None: removed), and a source in the same encoding and transfer syntax as that one's.
+    None when the head cannot be spliced (then use plan_copy())."""
+    if source.transfer_syntax != layout.source_syntax or source.pixel_data is None:
+        return None  # then _copy_target might decide otherwise
+    head = spliced_head(layout, changes)
+    if head is None:
+        return None
+    return _with_pixel_range(head, source.pixel_data, layout.target, (layout.implicit_vr, layout.little_endian))
+
+
+def _copy_target(source: SourceInstance, transfer_syntax: str) -> UID | None:
+    """The output transfer syntax when the stored pixel bytes go out as they are, else None."""
     target = syntaxes.normalize(transfer_syntax)
     if target == DeflatedExplicitVRLittleEndian or not syntaxes.is_known(target):
         return None
     if not pixel_bytes_carry_over(source.transfer_syntax, target):
         return None
-    ref = source.pixel_data
-    if ref is None and _has_pixel_data(source):
+    if source.pixel_data is None and _has_pixel_data(source):
         return None  # pixel data parsed into memory (deflated source): there is no file range to copy
-    body = _output_data_set(header)
-    head, data_set = _header_bytes(header, body, source, target)
+    return target
+
+
+def _with_pixel_range(head: bytes, ref: PixelDataRef | None, target: UID,
+                      encoding: tuple[bool, bool] | None = None) -> CopyPlan:
+    """`head`, then the Pixel Data element header and the range of its value in the stored file
+    (`encoding`: the data set encoding of `target`, when the caller knows it)."""
     if ref is None:
-        return CopyPlan(head + data_set, 0, 0, b"")
-    implicit_vr, little_endian = syntaxes.data_set_encoding(target)
+        return CopyPlan(head, 0, 0, b"")
+    implicit_vr, little_endian = encoding or syntaxes.data_set_encoding(target)
     if ref.value_length is None:
         element = header_writer.pixel_element_header(implicit_vr, little_endian, "OB", None)
-        return CopyPlan(head + data_set + element, ref.value_offset, ref.end_offset, b"")
+        return CopyPlan(head + element, ref.value_offset, ref.end_offset, b"")
     odd = ref.value_length % 2
     element = header_writer.pixel_element_header(implicit_vr, little_endian, ref.vr, ref.value_length + odd)
-    return CopyPlan(head + data_set + element, ref.value_offset, ref.end_offset, b"\0" * odd)
+    return CopyPlan(head + element, ref.value_offset, ref.end_offset, b"\0" * odd)
 
 
-def _header_bytes(header: Dataset, body: Dataset, source: SourceInstance, target: UID) -> tuple[bytes, bytes]:
+def _header_bytes(header: Dataset, body: Dataset, source: SourceInstance, target: UID,
+                  spans: dict[int, tuple[int, int]] | None = None) -> tuple[bytes, bytes, FileMetaDataset]:
+    """Preamble and file meta; the data set (see encode_data_set for `spans`); the file meta written."""
     implicit_vr, little_endian = syntaxes.data_set_encoding(target)
     try:
-        head = header_writer.preamble_and_meta(header_writer.file_meta_for(header, target))
-        data_set = header_writer.encode_data_set(body, implicit_vr, little_endian, _values_little_endian(body, source))
+        meta = header_writer.file_meta_for(header, target)
+        head = header_writer.preamble_and_meta(meta)
+        data_set = header_writer.encode_data_set(body, implicit_vr, little_endian, _values_little_endian(body, source),
+                                                 spans)
     except Exception as exc:  # pydicom quotes values in some messages; name the failure only
         raise TranscodeError(f"cannot encode the header in {target.name} ({type(exc).__name__})") from None
-    return head, data_set
+    return head, data_set, meta
 
 
 def _output_data_set(header: Dataset) -> Dataset:

@@ -28,6 +28,20 @@ def request_size_error(source: ImagingDocumentSource, count: int) -> RegistryErr
     return None
 
 
+def prefetch(source: ImagingDocumentSource, refs: Iterable[DocumentRef]) -> None:
+    """Let a store that can (a PACS over QIDO-RS) look up each requested series in one round trip, instead of
+    one per document. Failures are left for the per-document lookups to report."""
+    locate_series = getattr(source.store, "locate_series", None)
+    if locate_series is None:
+        return
+    for study, series in dict.fromkeys((ref.study_uid, ref.series_uid) for ref in refs):
+        if is_valid_uid(study) and is_valid_uid(series):
+            try:
+                locate_series(study, series)
+            except StoreError:
+                return  # the store is down or confused: each document will say so
+
+
 def each_document(items: Iterable[I], prepare: Callable[[I], T],
                   ref_of: Callable[[I], DocumentRef] = lambda item: item) -> tuple[list[T], list[RegistryError]]:
     """prepare(item) for every requested document in request order; a Rejected becomes that document's
@@ -46,7 +60,12 @@ def find_document(source: ImagingDocumentSource, ref: DocumentRef) -> tuple[Inst
     """The stored instance the caller named, checked against the study and series it named, and its current
     size. Raises Rejected with the code RAD-69 (and the NIST tests) expect."""
     _check_identifiers(source, ref)
-    record = source.store.locate(ref.document_uid)
+    try:
+        record = source.store.locate(ref.document_uid)
+    except StoreUnavailable as exc:
+        raise Rejected(codes.REPOSITORY_BUSY, f"The image store is not available: {exc}")
+    except StoreError as exc:
+        raise Rejected(codes.REPOSITORY_ERROR, f"The image store could not look the document up: {exc}")
     if record is None:
         raise Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, "No document with this DocumentUniqueId in this repository")
     if record.study_uid != ref.study_uid:

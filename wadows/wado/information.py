@@ -11,7 +11,7 @@ from wadows.dicom.native_xpath import InvalidXPath, ResultTooLarge, evaluate
 from wadows.dicom.xpath_deadline import XPathTimeout, evaluate_with_deadline
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
-from wadows.wado.documents import authorize, each_document, find_document, request_size_error
+from wadows.wado.documents import authorize, each_document, find_document, prefetch, request_size_error
 from wadows.wado.messages import DocumentRef, InformationRequest, InformationResult, Response
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
@@ -23,6 +23,7 @@ def information(source: ImagingDocumentSource, request: InformationRequest, call
     problem = request_size_error(source, len(request.documents))
     if problem is not None:
         return Response(errors=[problem])
+    prefetch(source, [ref for ref, _ in request.documents])
     results, errors = each_document(request.documents, lambda item: _answer(source, *item, caller),
                                     ref_of=lambda item: item[0])
     log.info("RetrieveImagingDocumentSetInformation: %d requested, %d answered, %d errors",

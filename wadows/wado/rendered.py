@@ -17,7 +17,7 @@ from wadows.render import (TEXT_MEDIA_TYPES, RenderError, RenderFailure, RenderR
                            render_text)
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, deidentified, parse_anonymize
-from wadows.wado.documents import authorize, each_document, find_document, request_size_error
+from wadows.wado.documents import authorize, each_document, find_document, prefetch, request_size_error
 from wadows.wado.messages import (Body, DocumentRef, RenderedRequest, RenderedResult, RenderingParameters, Response,
                                   UsedParameters)
 from wadows.wado.rejected import Rejected
@@ -54,6 +54,7 @@ def rendered(source: ImagingDocumentSource, request: RenderedRequest, caller) ->
     if problem is not None:
         return Response(errors=[problem])
     budget = RenderBudget(source.rendered_bytes)
+    prefetch(source, [ref for ref, _ in request.documents])
     results, errors = each_document(request.documents, lambda item: _render(source, *item, budget, caller),
                                     ref_of=lambda item: item[0])
     log.info("RetrieveRenderedImagingDocumentSet: %d requested, %d rendered, %d errors",

@@ -19,7 +19,7 @@ from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, parse_anonymize
 from wadows.wado.anonymized import HeaderBudget, anonymized_result
 from wadows.wado.messages import Body, DocumentRef, DocumentResult, RegistryError, RetrieveRequest, Response
-from wadows.wado.documents import authorize, each_document, find_document, request_size_error
+from wadows.wado.documents import authorize, each_document, find_document, prefetch, request_size_error
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import shown
@@ -34,6 +34,7 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
     if problem is not None:
         return Response(errors=[problem])
     budget = HeaderBudget(source.prepared_header_bytes)
+    prefetch(source, request.documents)
     documents, errors = each_document(request.documents,
                                       lambda ref: _prepare(source, ref, request.transfer_syntaxes, budget, caller))
     response = Response(documents=documents, errors=errors)

@@ -1,0 +1,249 @@
+"""A store in front of a real PACS, over DICOMweb: QIDO-RS finds instances, WADO-RS fetches them.
+
+Tested against Orthanc 1.10 with its DICOMweb plugin 1.7 (Debian bookworm); only standard DICOMweb is
+needed, with two shortcuts when the server is an Orthanc (see orthanc_rest). What the server must do:
+- QIDO-RS at {base}/instances, {base}/studies/{st}/instances, {base}/studies/{st}/series/{se}/instances;
+- WADO-RS of one instance as `multipart/related; type="application/dicom"` with `transfer-syntax=*`, which
+  asks for the object as stored. Orthanc then sends the uploaded file byte for byte (without the
+  parameter it converts to Explicit VR Little Endian).
+
+A record's transfer syntax comes from the QIDO-RS answer when the server gives Available Transfer Syntax
+UID (0008,3002) with one value, else from Orthanc's REST API when the server is an Orthanc, else from the
+first bytes of the object itself. Sizes are unknown (None) unless those first bytes came with a length.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import BinaryIO
+from urllib.parse import quote
+
+import requests
+from requests.auth import AuthBase
+
+from wadows.store.base import InstanceGone, InstanceRecord, StoreError
+from wadows.store.dicom_json import (INSTANCE_FIELDS, NUMBER_OF_STUDY_RELATED_INSTANCES, SOP_INSTANCE_UID,
+                                     STUDY_UID, ListedInstance, integer_value, listed_instance)
+from wadows.store.dicom_part import dicom_part
+from wadows.store.meta_prefix import MetaIncomplete, transfer_syntax_in
+from wadows.store.orthanc_rest import OrthancRest
+from wadows.store.pacs_http import PacsHttp
+from wadows.store.recent import RecentAnswers
+from wadows.store.spool import spool
+from wadows.store.store_auth import parse_store_auth
+
+WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+QIDO_ACCEPT = "application/dicom+json, application/json"
+QIDO_PAGE = 1000  # results asked per QIDO-RS request; servers may cap lower, paging carries on
+META_PREFIX_LIMIT = 1 << 20  # a file meta group longer than this is not one
+_UNKNOWN = object()
+
+
+class DicomWebStore:
+    """The Store protocol over DICOMweb. Safe to share between threads; each process builds its own pool."""
+
+    def __init__(self, base_url: str, auth: AuthBase | str | None = None,
+                 timeout: tuple[float, float] = (3.05, 30.0), retries: int = 2,
+                 spool_threshold: int = 16 << 20, pool_size: int = 16, cache_ttl: float = 30.0,
+                 cache_entries: int = 20_000, chunk_size: int = 256 << 10, spool_dir: str | None = None,
+                 verify: bool | str = True, orthanc_url: str | None = None, detect_orthanc: bool = True):
+        """base_url: the DICOMweb root (Orthanc: http://host:8042/dicom-web). auth: a requests auth object, or
+        the `--store-auth` text ("user:password" or "Bearer TOKEN"). timeout: (connect, read) seconds, read
+        being the longest silence tolerated, not a limit on a whole transfer. retries: further tries after a
+        connection failure or HTTP 502/503/504. spool_threshold: bytes of a fetched object kept in memory
+        before it moves to a temporary file in spool_dir (default: the system's). verify: TLS certificate
+        checking, True, False or a CA bundle path. pool_size: keep-alive connections shared by the threads (one
+        per server thread is right). cache_ttl/cache_entries: how long and how many located records are
+        trusted without asking again. orthanc_url: Orthanc's REST root, when it is not base_url without
+        "/dicom-web" (detect_orthanc=False never looks for one)."""
+        if isinstance(auth, str):
+            auth = parse_store_auth(auth)
+        self.base_url = base_url.rstrip("/")
+        self.spool_threshold = spool_threshold
+        self.spool_dir = spool_dir
+        self.chunk_size = chunk_size
+        self.http = PacsHttp(auth, timeout, retries, pool_size=pool_size, verify=verify)
+        self._recent: RecentAnswers[str, InstanceRecord] = RecentAnswers(cache_entries, cache_ttl)
+        self._orthanc_lock = threading.Lock()
+        self._orthanc: OrthancRest | None | object = (
+            OrthancRest(self.http, orthanc_url) if orthanc_url else _UNKNOWN if detect_orthanc else None)
+
+    # ---- the Store protocol --------------------------------------------------------------------
+
+    def locate(self, sop_instance_uid: str) -> InstanceRecord | None:
+        """The instance's record, or None when the PACS does not hold it. Raises StoreUnavailable when the
+        PACS cannot be asked, StoreError when it answers nonsense."""
+        known = self._recent.get(sop_instance_uid)
+        if known is not None:
+            return known
+        items = self._qido(f"{self.base_url}/instances", {"SOPInstanceUID": sop_instance_uid}, paged=False)
+        for listed in items:
+            if listed.sop_instance_uid == sop_instance_uid:  # a server that ignores the filter lists others
+                try:
+                    return self._remember(self._record(listed))
+                except InstanceGone:  # deleted since the query answered
+                    return None
+        return None
+
+    def locate_series(self, study_uid: str, series_uid: str) -> dict[str, InstanceRecord]:
+        """Every instance of a series by SOP Instance UID, with one QIDO-RS request (paged for big series);
+        locate() and available() then answer from memory for cache_ttl seconds."""
+        return {record.sop_instance_uid: record for record in self.instances(study_uid, series_uid)}
+
+    def instances(self, study_uid: str, series_uid: str | None = None) -> list[InstanceRecord]:
+        url = f"{self.base_url}/studies/{_path(study_uid)}"
+        url += f"/series/{_path(series_uid)}/instances" if series_uid else "/instances"
+        try:
+            items = self._qido(url, {}, paged=True)
+        except InstanceGone:  # QIDO-RS on an unknown study or series
+            return []
+        records = []
+        for listed in items:
+            if listed.study_uid != study_uid or (series_uid and listed.series_uid != series_uid):
+                continue
+            known = self._recent.get(listed.sop_instance_uid)
+            if known is None or (known.study_uid, known.series_uid) != (listed.study_uid, listed.series_uid):
+                try:
+                    known = self._remember(self._record(listed))
+                except InstanceGone:  # deleted since the query answered
+                    continue
+            records.append(known)
+        return records
+
+    def available(self, record: InstanceRecord) -> int | None:
+        """None or the exact size the next open() will give. A record located moments ago is taken as still
+        there; otherwise one QIDO-RS request checks. InstanceGone, StoreUnavailable, StoreError otherwise."""
+        if self._recent.get(record.sop_instance_uid) == record:
+            return record.size
+        url = (f"{self.base_url}/studies/{_path(record.study_uid)}/series/{_path(record.series_uid)}"
+               f"/instances")
+        try:
+            items = self._qido(url, {"SOPInstanceUID": record.sop_instance_uid}, paged=False)
+        except InstanceGone:
+            items = []
+        if not any(listed.sop_instance_uid == record.sop_instance_uid for listed in items):
+            self._recent.forget(record.sop_instance_uid)
+            raise InstanceGone("the PACS no longer has the instance")
+        self._remember(record)
+        return record.size
+
+    def open(self, record: InstanceRecord) -> BinaryIO:
+        """The object as the PACS stores it, fetched whole into a spool (memory, then a temporary file) and
+        returned seekable at offset 0; it has no fileno() (see spool). Raises StoreError."""
+
+        def fetch(response: requests.Response) -> BinaryIO:
+            part = dicom_part(response, self.chunk_size)
+            return spool(part.chunks, self.spool_threshold, part.declared_length, self.spool_dir)
+
+        try:
+            return self.http.get(f"{self.base_url}/{record.locator}", fetch, accept=WADO_ACCEPT, compressed=False)
+        except InstanceGone:
+            self._recent.forget(record.sop_instance_uid)
+            raise InstanceGone("the PACS no longer has the instance (HTTP 404)") from None
+
+    def count(self) -> int:
+        """Exact on an Orthanc (its /statistics); elsewhere the sum of Number of Study Related Instances
+        (0020,1208) over all studies, one paged QIDO-RS listing: approximate where a server leaves it out."""
+        orthanc = self._orthanc_rest()
+        if orthanc is not None:
+            return orthanc.instance_count()
+        total = 0
+        for item in self._qido_pages(f"{self.base_url}/studies", {"includefield": NUMBER_OF_STUDY_RELATED_INSTANCES},
+                                     key=STUDY_UID):
+            total += integer_value(item, NUMBER_OF_STUDY_RELATED_INSTANCES) or 0
+        return total
+
+    # ---- records --------------------------------------------------------------------------------
+
+    def _record(self, listed: ListedInstance) -> InstanceRecord:
+        locator = (f"studies/{_path(listed.study_uid)}/series/{_path(listed.series_uid)}"
+                   f"/instances/{_path(listed.sop_instance_uid)}")
+        syntax, size = listed.transfer_syntax_uid, None
+        if syntax is None:
+            orthanc = self._orthanc_rest()
+            syntax = orthanc.transfer_syntax(listed) if orthanc is not None else None
+        if syntax is None:
+            syntax, size = self._syntax_from_object(locator)
+        if syntax is None:
+            raise StoreError("the PACS's copy of an instance names no transfer syntax")
+        return InstanceRecord(study_uid=listed.study_uid, series_uid=listed.series_uid,
+                              sop_instance_uid=listed.sop_instance_uid, sop_class_uid=listed.sop_class_uid,
+                              transfer_syntax_uid=syntax, size=size, locator=locator)
+
+    def _remember(self, record: InstanceRecord) -> InstanceRecord:
+        self._recent.put(record.sop_instance_uid, record)
+        return record
+
+    def _syntax_from_object(self, locator: str) -> tuple[str | None, int | None]:
+        """The transfer syntax in the object's file meta, reading only until it is found, and the object's
+        length when the server declared one."""
+
+        def first_bytes(response: requests.Response) -> tuple[str | None, int | None]:
+            part = dicom_part(response, 16 << 10)
+            prefix = b""
+            for chunk in part.chunks:
+                prefix += chunk
+                try:
+                    return transfer_syntax_in(prefix), part.declared_length
+                except MetaIncomplete:
+                    if len(prefix) > META_PREFIX_LIMIT:
+                        break
+            return None, None  # closing the response drops the rest of the object unread
+
+        try:
+            return self.http.get(f"{self.base_url}/{locator}", first_bytes, accept=WADO_ACCEPT,
+                                 compressed=False)
+        except InstanceGone:
+            raise InstanceGone("the PACS listed an instance it cannot send (HTTP 404)") from None
+
+    def _orthanc_rest(self) -> OrthancRest | None:
+        with self._orthanc_lock:
+            if self._orthanc is _UNKNOWN:
+                self._orthanc = OrthancRest.beside(self.http, self.base_url)  # StoreUnavailable: ask again later
+            return self._orthanc  # type: ignore[return-value]
+
+    # ---- QIDO-RS --------------------------------------------------------------------------------
+
+    def _qido(self, url: str, filters: dict[str, str], paged: bool) -> list[ListedInstance]:
+        params = {**filters, "includefield": ",".join(INSTANCE_FIELDS)}
+        items = self._qido_pages(url, params, key=SOP_INSTANCE_UID) if paged else self._qido_page(url, params)
+        return [listed for listed in map(listed_instance, items) if listed is not None]
+
+    def _qido_pages(self, url: str, params: dict[str, str], key: str) -> list[dict]:
+        """Every result, QIDO_PAGE at a time; stops when a page brings nothing new (a server that ignores
+        offset would otherwise be asked forever)."""
+        results: list[dict] = []
+        seen: set[str] = set()
+        while True:
+            page = self._qido_page(url, {**params, "limit": str(QIDO_PAGE), "offset": str(len(results))})
+            fresh = [item for item in page if _key(item, key) not in seen]
+            seen.update(_key(item, key) for item in fresh)
+            results.extend(fresh)
+            if len(page) < QIDO_PAGE or not fresh:
+                return results
+
+    def _qido_page(self, url: str, params: dict[str, str]) -> list[dict]:
+        def results(response: requests.Response) -> list[dict]:
+            if response.status_code == 204 or not response.content.strip():
+                return []
+            try:
+                body = response.json()
+            except ValueError:
+                raise StoreError("the PACS answered a QIDO-RS query with something that is not JSON") from None
+            if not isinstance(body, list):
+                raise StoreError("the PACS answered a QIDO-RS query with something other than a list")
+            return [item for item in body if isinstance(item, dict)]
+
+        return self.http.get(url, results, accept=QIDO_ACCEPT, params=params)
+
+
+def _path(uid: str) -> str:
+    # UIDs are digits and dots; quoting keeps anything else from changing the URL's meaning.
+    return quote(uid, safe="")
+
+
+def _key(item: dict, tag: str) -> str:
+    element = item.get(tag)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return str(values) if values else json.dumps(item, sort_keys=True)
