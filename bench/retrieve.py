@@ -34,7 +34,8 @@ def free_port() -> int:
 def start_server(store: Path, data_dir: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "wadows", "serve", "--store", str(store), "--data-dir",
-                             str(data_dir), "--port", str(port), "--workers", str(workers)],
+                             str(data_dir), "--port", str(port), "--workers", str(workers),
+                             "--unauthenticated", "full"],  # plain retrieval is of originals
                             stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "wb"))
     url = f"http://127.0.0.1:{port}"
     for _ in range(1200):

@@ -1,0 +1,65 @@
+"""wadows in front of a real Orthanc that goes away mid-suite: per-document errors, never a crash, and the next
+request after Orthanc comes back works."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import load_into_orthanc
+from support import ServerProcess, doc, envelope, post, rad69_body, registry
+
+SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
+FAILURE = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
+
+
+@pytest.fixture()
+def pacs(store_dir, tmp_path):
+    from orthanc import Orthanc
+
+    orthanc = Orthanc(tmp_path / "orthanc").start()
+    load_into_orthanc(orthanc, store_dir / "sample")
+    config = tmp_path / "wadows.toml"
+    config.write_text("[store]\nconnect_timeout = 1.0\nread_timeout = 5.0\nretries = 1\n")
+    server = ServerProcess(None, tmp_path / "data", tmp_path / "log", [
+        "--unauthenticated", "full", "--store-url", orthanc.dicomweb_url, "--config", str(config)])
+    yield orthanc, server
+    server.stop()
+    orthanc.stop()
+
+
+def test_pacs_down_gives_per_document_errors_and_recovery(pacs, sample):
+    orthanc, server = pacs
+    # Other series than the ones asked for before the outage: nothing of them is cached.
+    first, later = sample[0], next(r for r in sample if r["series_uid"] != sample[0]["series_uid"])
+    reply = post(server.endpoint, envelope(rad69_body([doc(first)])))
+    assert registry(reply.envelope())[0] == SUCCESS
+
+    orthanc.stop()
+    started = time.monotonic()
+    reply = post(server.endpoint, envelope(rad69_body([doc(later)], anonymize="yes")))
+    assert reply.status == 200 and time.monotonic() - started < 20
+    status, errors = registry(reply.envelope())
+    assert status == FAILURE
+    assert errors[0]["errorCode"] == "XDSRepositoryBusy" and "not available" in errors[0]["codeContext"]
+    assert errors[0]["location"] == later["sop_instance_uid"]
+    assert server.health()["status"] in ("ok", "error")  # the server answers; it did not crash
+
+    orthanc.start()
+    reply = post(server.endpoint, envelope(rad69_body([doc(later)], [later["transfer_syntax_uid"]])))
+    status, errors = registry(reply.envelope())
+    assert status == SUCCESS, errors
+    assert reply.mtom().parts and list(reply.mtom().parts.values())[0] == later["path"].read_bytes()
+    log = server.log()
+    assert later["sop_instance_uid"] not in log and "Traceback" not in log
+
+
+def test_object_deleted_in_the_pacs_is_a_document_error(pacs, sample):
+    orthanc, server = pacs
+    row = sample[1]
+    orthanc.delete_instance(row["sop_instance_uid"])
+    reply = post(server.endpoint, envelope(rad69_body([doc(row), doc(sample[0])])))
+    status, errors = registry(reply.envelope())
+    assert status.endswith("PartialSuccess")
+    assert [(e["errorCode"], e["location"]) for e in errors] == [("XDSDocumentUniqueIdError", row["sop_instance_uid"])]
