@@ -10,7 +10,7 @@ import re
 import time
 from urllib.parse import parse_qs
 
-from wadows import uri
+from wadows import logs, uri
 from wadows.policy.access import AccessPolicy, AuthenticationFailed, is_tls
 from wadows.policy.audit import AuditLog
 from wadows.policy.credentials import WWW_AUTHENTICATE
@@ -19,6 +19,7 @@ from wadows.policy.metrics import Metrics
 from wadows.soap import contract
 from wadows.soap.endpoint import Limits, SoapEndpoint, fault_answer
 from wadows.soap.errors import sender
+from wadows.store.base import StoreError
 from wadows.wado import codes
 from wadows.wado.anonymize import anonymize_requested
 from wadows.wado.source import ImagingDocumentSource
@@ -168,12 +169,15 @@ class WadowsApp:
         return [data]
 
     def _health(self, start_response):
+        """200 while the store answers; 503 with the reason when it does not (a load balancer's signal)."""
         try:
             body = {"status": "ok", "instances": self.source.store.count(),
                     "repositoryUniqueId": self.source.repository_uid}
             status = 200
-        except Exception:
-            log.exception("health check failed")
+        except StoreError as exc:
+            body, status = {"status": "unavailable", "reason": str(exc)}, 503
+        except Exception as exc:
+            log.error("health check failed: %s at %s", type(exc).__name__, logs.where(exc))
             body, status = {"status": "error"}, 500
         data = json.dumps(body).encode()
         start_response(_status(status), [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
