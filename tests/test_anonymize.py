@@ -360,3 +360,18 @@ def test_planted_values_never_leave_through_wado_uri(world):
         assert leaks(everything, item["uids"] | {item["sop_instance_uid"]}) == [], key
     log = server.log().encode()
     assert leaks(log, planting.PLANTED) == []
+
+
+def test_audit_trail_holds_records_and_no_planted_value(world):
+    import json
+
+    anonymized(world["server"], [doc(world["planted"]["ct"])])
+    audit = world["root"] / "data" / "audit.jsonl"
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert records and any(r["anonymized"] for r in records)
+    text = audit.read_text()
+    planted = world["planted"]
+    original_uids = set().union(*(p.get("uids", set()) for p in planted.values()))
+    sops = {p["sop_instance_uid"] for p in planted.values()}
+    assert leaks(text.encode(), planting.PLANTED) == []
+    assert leaks(text.encode(), original_uids | sops) == []

@@ -1,0 +1,91 @@
+"""wadows in front of a real Orthanc (DICOMweb store) against Orthanc's own WADO-RS, same study, same run.
+
+The 200-slice CT study is loaded into a fresh Orthanc (Debian packages orthanc, orthanc-dicomweb); then, best of
+3 each: Orthanc's WADO-RS retrieval of the whole study; wadows RAD-69 of the study through its DICOMweb store,
+plain and anonymized. Usage: .venv/bin/python bench/orthanc.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pydicom
+import requests
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+from ctstudy import build_ct_study, study_size  # noqa: E402
+from orthanc import Orthanc  # noqa: E402
+from retrieve import request_body, timed_retrieve  # noqa: E402
+
+import retrieve as bench_retrieve  # noqa: E402
+
+
+def orthanc_wado_rs(orthanc: Orthanc, study_uid: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    with requests.get(f"{orthanc.dicomweb_url}/studies/{study_uid}", stream=True, timeout=600, headers={
+            "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+            "Accept-Encoding": "identity"}) as reply:
+        reply.raise_for_status()
+        received = sum(len(chunk) for chunk in reply.iter_content(1 << 20))
+    return time.perf_counter() - start, received
+
+
+def main() -> None:
+    folder = build_ct_study(200)
+    study_uid = pydicom.dcmread(next(folder.glob("*.dcm")), stop_before_pixels=True).StudyInstanceUID
+    megabytes = study_size(folder) / 1e6
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        orthanc = Orthanc(work / "orthanc").start()
+        try:
+            for path in sorted(folder.glob("*.dcm")):
+                orthanc.upload(path)
+            bench_retrieve_args = ["--store-url", orthanc.dicomweb_url]
+            proc, endpoint = start_wadows(work / "data", bench_retrieve_args)
+            try:
+                orthanc_wado_rs(orthanc, study_uid)  # warm Orthanc's caches as the others will be
+                runs = [orthanc_wado_rs(orthanc, study_uid) for _ in range(3)]
+                if min(received for _, received in runs) < study_size(folder):
+                    raise RuntimeError("Orthanc's WADO-RS answer is smaller than the study")
+                results = {"Orthanc WADO-RS": min(seconds for seconds, _ in runs)}
+                for name, anonymize in (("wadows RAD-69 plain", False), ("wadows RAD-69 anonymized", True)):
+                    body = request_body(folder, anonymize)
+                    timed_retrieve(endpoint, body)
+                    results[name] = min(timed_retrieve(endpoint, body)[0] for _ in range(3))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        finally:
+            orthanc.stop()
+    base = results["Orthanc WADO-RS"]
+    print(f"200 slices, {megabytes:.1f} MB, best of 3")
+    for name, seconds in results.items():
+        print(f"  {name:28s} {megabytes / seconds:8.1f} MB/s  ({seconds:.2f} s)  speed vs Orthanc WADO-RS "
+              f"{base / seconds:5.2f}x")
+
+
+def start_wadows(data_dir: Path, extra: list[str]):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = bench_retrieve.free_port()
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "wadows", "serve", *extra, "--data-dir", str(data_dir),
+                             "--port", str(port), "--unauthenticated", "full"],
+                            stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "wb"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if requests.get(url + "/health", timeout=1).ok:
+                return proc, url + "/wado-ws"
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("wadows did not start: " + (data_dir / "server.log").read_text())
+
+
+if __name__ == "__main__":
+    main()
