@@ -265,3 +265,19 @@ def test_document_request_children_in_the_dicom_text_order(server, sample):
     reply = post(server.endpoint, envelope(body))
     assert registry(reply.envelope())[0] == SUCCESS
     assert document_responses(reply.envelope())[0]["repository"] == ours
+
+
+def test_one_part_referenced_many_times_is_refused(server, sample):
+    """Each xop:Include becomes a base64 copy of its part: 200 references to one 1 MB part would be 267 MB."""
+    boundary = "b3"
+    includes = "".join('<x:Pad xmlns:x="urn:example"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" '
+                       'href="cid:big@x"/></x:Pad>' for _ in range(200))
+    xml = envelope(rad69_body([doc(sample[0])])).replace(b"<s:Body>", b"<s:Body>" + includes.encode(), 1)
+    body = (f"--{boundary}\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\r\n"
+            f"Content-ID: <root>\r\n\r\n").encode() + xml + \
+        f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-ID: <big@x>\r\n\r\n".encode() + \
+        b"\0" * (1 << 20) + f"\r\n--{boundary}--\r\n".encode()
+    reply = post(server.endpoint, body,
+                 content_type=f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; start="<root>"')
+    assert reply.status == 400 and "more than once" in fault(reply)[2]
+    assert_still_serving(server, sample)

@@ -4,6 +4,7 @@ accounted for afterwards in the audit trail and the metrics."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from wadows.policy.metrics import Metrics
 from wadows.soap import contract
 from wadows.soap.endpoint import Limits, SoapEndpoint, fault_answer
 from wadows.soap.errors import sender
+from wadows.streaming import ResponseAborted
 from wadows.store.base import StoreError
 from wadows.wado import codes
 from wadows.wado.anonymize import anonymize_requested
@@ -50,6 +52,15 @@ class WadowsApp:
         self.basic_over_http = basic_over_http
 
     def __call__(self, environ, start_response):
+        try:
+            return self._route(environ, start_response)
+        except Exception as exc:
+            # Never let an exception reach gunicorn before the answer starts: its own log line would carry the
+            # request URI (WADO-URI puts UIDs there) and the exception's text.
+            log.error("request failed: %s at %s", type(exc).__name__, logs.where(exc))
+            return _plain(start_response, 500, "The server could not answer this request\n")
+
+    def _route(self, environ, start_response):
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if path == SOAP_PATH:
@@ -87,11 +98,12 @@ class WadowsApp:
             start_response(_status(status), headers)
             return answer.body
         if kind == "qido":
-            return self._instances(environ["PATH_INFO"], caller, start_response)
-        if kind == "soap":
+            answer = self._instances(environ["PATH_INFO"], caller)
+        elif kind == "soap":
             answer = self.soap.handle(environ, caller)
         else:
-            answer = uri.handle(self.source, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"), caller)
+            answer = _started(uri.handle(self.source, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"),
+                                         caller))
         self._account(answer, caller, started)
         headers = answer.headers
         if answer.status == 401:
@@ -111,8 +123,7 @@ class WadowsApp:
         outcome = response.status if response is not None else answer.status
         documents = list(response.documents) if response is not None else []
         refused = [e.code for e in response.errors if e.severity == codes.SEVERITY_ERROR] if response else []
-        requested = [d.ref.document_uid for d in documents] + [e.location for e in response.errors
-                                                              if e.location] if response else []
+        requested = list(response.requested) if response is not None else list(getattr(answer, "requested", ()))
         anonymized = sum(1 for d in documents if anonymize_requested(d.ref.anonymize))
         self.metrics.count_request(operation, outcome, caller.kind, returned=len(documents), refused=len(refused),
                                    anonymized=anonymized, seconds=seconds)
@@ -146,27 +157,36 @@ class WadowsApp:
                                   ("Content-Length", str(len(document)))])
         return [document]
 
-    def _instances(self, path, caller, start_response):
+    def _instances(self, path, caller) -> uri.UriAnswer:
         """QIDO-RS instance listing of one study or series (PS3.18 §10.6), UIDs only: what a RAD-69 caller needs
         to name documents, nothing else about them."""
+        answer = self._listing(path, caller)
+        answer.operation = "QIDO-RS"
+        return answer
+
+    def _listing(self, path, caller) -> uri.UriAnswer:
         if not caller.allowed:
-            return _plain(start_response, 401, "Authentication required\n", [("WWW-Authenticate", WWW_AUTHENTICATE)])
+            return _text_answer(401, "Authentication required")
         match = _INSTANCES_PATH.fullmatch(path)
         if match is None or not all(is_valid_uid(uid) for uid in match.groups() if uid):
-            return _plain(start_response, 404, "Use /studies/{study}/instances or "
-                                               "/studies/{study}/series/{series}/instances\n")
-        records = self.source.store.instances(match.group(1), match.group(2))
-        if not records:
-            start_response("204 No Content", [])
-            return [b""]
-        data = json.dumps([{
-            "0020000D": {"vr": "UI", "Value": [r.study_uid]},
-            "0020000E": {"vr": "UI", "Value": [r.series_uid]},
-            "00080016": {"vr": "UI", "Value": [r.sop_class_uid]},
-            "00080018": {"vr": "UI", "Value": [r.sop_instance_uid]},
-        } for r in records]).encode()
-        start_response("200 OK", [("Content-Type", "application/dicom+json"), ("Content-Length", str(len(data)))])
-        return [data]
+            return _text_answer(404, "Use /studies/{study}/instances or /studies/{study}/series/{series}/instances")
+        try:
+            records = self.source.store.instances(match.group(1), match.group(2))
+        except StoreError as exc:
+            return _text_answer(503, f"The image store is not available: {exc}")
+        listed = uri.UriAnswer(204, [], [b""])
+        listed.requested = [match.group(1)]
+        if records:
+            data = json.dumps([{
+                "0020000D": {"vr": "UI", "Value": [r.study_uid]},
+                "0020000E": {"vr": "UI", "Value": [r.series_uid]},
+                "00080016": {"vr": "UI", "Value": [r.sop_class_uid]},
+                "00080018": {"vr": "UI", "Value": [r.sop_instance_uid]},
+            } for r in records]).encode()
+            listed = uri.UriAnswer(200, [("Content-Type", "application/dicom+json"),
+                                         ("Content-Length", str(len(data)))], [data])
+            listed.requested = [match.group(1)]
+        return listed
 
     def _health(self, start_response):
         """200 while the store answers; 503 with the reason when it does not (a load balancer's signal)."""
@@ -188,8 +208,24 @@ def _status(code: int) -> str:
     return f"{code} {_REASONS.get(code, 'Error')}"
 
 
-def _text_answer(status: int, text: str):
-    return uri.UriAnswer(status, [("Content-Type", "text/plain; charset=utf-8")], [(text + "\n").encode()])
+def _text_answer(status: int, text: str) -> uri.UriAnswer:
+    data = (text + "\n").encode()
+    return uri.UriAnswer(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
+                         [data])
+
+
+def _started(answer: uri.UriAnswer) -> uri.UriAnswer:
+    """The answer with its first chunk already made: a document that fails at once becomes a proper error answer
+    here, instead of an exception that gunicorn would log with the request URI (and its UIDs)."""
+    body = iter(answer.body)
+    try:
+        first = next(body, b"")
+    except ResponseAborted:
+        failed = _text_answer(503 if answer.status == 200 else 500, "The object could not be produced")
+        failed.response, failed.operation = answer.response, answer.operation
+        return failed
+    answer.body = itertools.chain([first], body)
+    return answer
 
 
 def _plain(start_response, code: int, text: str, extra: list[tuple[str, str]] | None = None):

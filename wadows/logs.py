@@ -11,11 +11,18 @@ import sys
 import warnings
 
 
+QUIET_LIBRARIES = ("spyne", "pydicom")
+
+
 def configure(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # spyne logs request fragments and exception texts with its errors; we log every fault ourselves.
-    logging.getLogger("spyne").disabled = True
-    logging.getLogger("pydicom").disabled = True
+    # spyne logs request fragments and exception texts with its errors (we log every fault ourselves), and
+    # pydicom quotes values. Their child loggers (spyne.application.server, pydicom.pixels...) propagate to
+    # these two, which keep the records to themselves.
+    for name in QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        library.handlers[:] = [logging.NullHandler()]
+        library.propagate = False
     warnings.filterwarnings("ignore", module=r"pydicom(\..*)?$")
 
     import pydicom.config

@@ -20,9 +20,10 @@ from urllib.parse import unquote
 import requests
 from lxml import etree
 
-from wadows.client.multipart import MultipartReader
+from wadows.multipart import MultipartReader
 from wadows.soap import namespaces as ns
 from wadows.soap.mtom_in import media_type_params
+from wadows.wado.uids import is_valid_uid
 
 RETRIEVE_OPERATION = "ImagingDocumentSource_RetrieveImagingDocumentSet"
 RETRIEVE_ACTION = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"
@@ -73,8 +74,12 @@ class ReceivedDocument:
 
     @property
     def returned_uid(self) -> str:
-        """The SOP Instance UID inside the object: the new one when the server anonymized it."""
-        return self.new_document_uid or self.document_uid
+        """The SOP Instance UID inside the object: the new one when the server anonymized it. Checked, because
+        callers name files after it: a server could send "../../somewhere"."""
+        uid = self.new_document_uid or self.document_uid
+        if not is_valid_uid(uid):
+            raise ClientError("the server answered with a DocumentUniqueId that is not a DICOM UID")
+        return uid
 
     def read(self) -> bytes:
         return b"".join(self.chunks)

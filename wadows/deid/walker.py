@@ -28,6 +28,7 @@ built from plain dicts (``Dataset(dict)``), which is much cheaper than one ``__s
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from pydicom import config
@@ -214,7 +215,11 @@ class Walker:
              action: Action, mode: int, state: WalkState) -> None:
         op = action.op
         if op == Op.KEEP:
-            out[tag] = self._sequence(src, tag, elem, mode, state) if vr == "SQ" else elem
+            if vr == "SQ":
+                out[tag] = self._sequence(src, tag, elem, mode, state)
+            elif _well_formed(vr, elem):
+                out[tag] = elem
+            # else: a value that does not fit its VR (9 bytes of text in a US) could carry anything: dropped
         elif op == Op.REMOVE:
             return
         elif op == Op.EMPTY:
@@ -294,6 +299,23 @@ class Walker:
             used.add(creator_tag)
         for creator_tag in used:
             out[BaseTag(creator_tag)] = src.get_item(creator_tag)
+
+
+# What a kept value must look like to be kept: the size of binary numbers, the characters of number strings.
+_WORD_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "OW": 2, "OF": 4, "OD": 8, "OL": 4,
+              "OV": 8, "SV": 8, "UV": 8}
+_NUMBER_STRING = {"IS": re.compile(r"[0-9+\- \\]*"), "DS": re.compile(r"[0-9+\-.eE \\]*")}
+
+
+def _well_formed(vr: str, elem: DataElement | RawDataElement) -> bool:
+    """Whether an undecoded value is shaped as its VR says (decoded elements were checked by pydicom)."""
+    if not isinstance(elem, RawDataElement) or elem.value is None:
+        return True
+    size = _WORD_SIZE.get(vr)
+    if size is not None:
+        return len(elem.value) % size == 0
+    pattern = _NUMBER_STRING.get(vr)
+    return pattern is None or pattern.fullmatch(elem.value.decode("latin-1").rstrip("\0 ")) is not None
 
 
 def _element(tag: int, vr: str, value: object) -> DataElement:

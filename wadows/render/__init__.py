@@ -13,10 +13,10 @@ from wadows.render.media import (
 from wadows.render.request import (
     ANNOTATIONS, Rendered, RenderedValues, RenderError, RenderFailure, RenderRequest,
 )
-from wadows.render.text import render_text
+from wadows.render.text import render_text, text_charset
 
 __all__ = [
     "ANNOTATIONS", "IMAGE_MEDIA_TYPES", "SUPPORTED_MEDIA_TYPES", "TEXT_MEDIA_TYPES", "RenderError", "RenderFailure",
     "RenderRequest", "Rendered", "RenderedValues", "can_render", "frame_index", "media_types_for", "render_image",
-    "render_text",
+    "render_text", "text_charset",
 ]

@@ -40,6 +40,11 @@ def render_text(dataset: Dataset, request: RenderRequest) -> Rendered:
     return Rendered(data, f"{media_type}; charset={charset}", used)
 
 
+def text_charset(charset: str) -> str:
+    """The codec name of a charset that encodes text (not rot13, base64...); RenderError otherwise."""
+    return _codec(charset)
+
+
 def _codec(charset: str) -> str:
     if not _CHARSET_NAME.fullmatch(charset):
         raise RenderError(RenderFailure.UNSUPPORTED_CHARSET, "the charset name is malformed")

@@ -64,7 +64,9 @@ def unpack(content_type: str, body: bytes) -> RequestPackage:
 
 
 def resolve_xop(root: etree._Element, attachments: dict[str, bytes]) -> None:
-    """Replace every xop:Include by the base64 text of the part it names (the XOP Infoset)."""
+    """Replace every xop:Include by the base64 text of the part it names (the XOP Infoset). A part may be
+    referenced once: many references to one large part would multiply it in memory."""
+    used = set()
     for include in list(root.iter(f"{{{ns.XOP}}}Include")):
         href = include.get("href", "")
         if not href.lower().startswith("cid:"):
@@ -72,6 +74,9 @@ def resolve_xop(root: etree._Element, attachments: dict[str, bytes]) -> None:
         cid = unquote(href[4:])
         if cid not in attachments:
             raise sender("xop:Include references a MIME part that is not in the message")
+        if cid in used:
+            raise sender("xop:Include references the same MIME part more than once")
+        used.add(cid)
         parent = include.getparent()
         parent.remove(include)
         parent.text = base64.b64encode(attachments[cid]).decode("ascii")

@@ -36,7 +36,7 @@ def parse_untrusted(data: bytes, max_depth: int) -> etree._Element:
             else:
                 depth -= 1
     except etree.XMLSyntaxError as exc:
-        raise sender(f"The request is not well-formed XML: {_first_line(exc)}") from None
+        raise sender(f"The request is not well-formed XML{_position(exc)}") from None
     if root is None:
         raise sender("The request holds no XML element")
     if root.getroottree().docinfo.doctype:
@@ -44,6 +44,7 @@ def parse_untrusted(data: bytes, max_depth: int) -> etree._Element:
     return root
 
 
-def _first_line(exc: Exception) -> str:
-    # libxml2 messages carry line/column only: no document content is echoed back.
-    return str(exc).splitlines()[0][:200]
+def _position(exc: etree.XMLSyntaxError) -> str:
+    # Where, not what: some libxml2 messages quote bytes of the request, which may hold identifiers.
+    line, column = getattr(exc, "lineno", None), getattr(exc, "offset", None)
+    return f" (line {line}, column {column})" if line else ""

@@ -14,7 +14,7 @@ from email.message import Message
 
 import requests
 
-from wadows.client.multipart import MultipartError, MultipartReader
+from wadows.multipart import MultipartError, MultipartReader
 from wadows.store.base import StoreError
 
 DICOM = "application/dicom"

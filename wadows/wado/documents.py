@@ -3,7 +3,11 @@ found and still there, and a RegistryError when it is not."""
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Iterable, TypeVar
+
+from wadows import logs
+from wadows.dicom.pixel_span import DicomReadError
 
 from wadows.store.base import InstanceGone, InstanceRecord, StoreError, StoreUnavailable
 from wadows.wado import codes
@@ -11,6 +15,8 @@ from wadows.wado.messages import DocumentRef, RegistryError
 from wadows.wado.rejected import GONE, NOT_AUTHORIZED, Rejected
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import is_valid_uid, shown
+
+log = logging.getLogger(__name__)
 
 NO_LONGER_AVAILABLE = "The document is no longer available in this repository"
 
@@ -50,10 +56,27 @@ def each_document(items: Iterable[I], prepare: Callable[[I], T],
     for item in items:
         try:
             results.append(prepare(item))
-        except Rejected as rejected:
+        except Exception as exc:
+            rejected = exc if isinstance(exc, Rejected) else as_rejected(exc)
             errors.append(RegistryError(rejected.code, rejected.context, shown(ref_of(item).document_uid) or None,
                                         kind=rejected.kind))
     return results, errors
+
+
+def as_rejected(exc: Exception) -> Rejected:
+    """What a failure while preparing one document means for that document alone: the store or the stored
+    object let us down. Anything unforeseen is logged by type and place (never its text) and reported as a
+    processing failure of that document; the others still go out."""
+    if isinstance(exc, StoreUnavailable):
+        return Rejected(codes.REPOSITORY_BUSY, f"The image store is not available: {exc}")
+    if isinstance(exc, InstanceGone):
+        return Rejected(codes.DOCUMENT_UNIQUE_ID_ERROR, NO_LONGER_AVAILABLE, GONE)
+    if isinstance(exc, StoreError):
+        return Rejected(codes.REPOSITORY_ERROR, f"The image store could not deliver the document: {exc}")
+    if isinstance(exc, DicomReadError):
+        return Rejected(codes.PROCESSING_FAILURE, f"The stored object cannot be read: {exc}")
+    log.error("preparing a document failed: %s at %s", type(exc).__name__, logs.where(exc))
+    return Rejected(codes.PROCESSING_FAILURE, "The document could not be prepared")
 
 
 def find_document(source: ImagingDocumentSource, ref: DocumentRef) -> tuple[InstanceRecord, int | None]:

@@ -4,6 +4,7 @@ PS3.19 Native DICOM Model, built from the de-identified dataset when Anonymize a
 from __future__ import annotations
 
 import logging
+import time
 
 from wadows.dicom import part10
 from wadows.dicom.native_model import native_model
@@ -18,17 +19,40 @@ from wadows.wado.source import ImagingDocumentSource
 
 log = logging.getLogger(__name__)
 
+MAX_XPATHS_PER_DOCUMENT = 32
+
 
 def information(source: ImagingDocumentSource, request: InformationRequest, caller) -> Response:
     problem = request_size_error(source, len(request.documents))
     if problem is not None:
-        return Response(errors=[problem])
+        return Response(errors=[problem], requested=[ref.document_uid for ref, _ in request.documents])
     prefetch(source, [ref for ref, _ in request.documents])
-    results, errors = each_document(request.documents, lambda item: _answer(source, *item, caller),
+    budget = AnswerBudget(source.information_bytes, source.information_seconds)
+    results, errors = each_document(request.documents, lambda item: _answer(source, *item, caller, budget),
                                     ref_of=lambda item: item[0])
     log.info("RetrieveImagingDocumentSetInformation: %d requested, %d answered, %d errors",
              len(request.documents), len(results), len(errors))
-    return Response(documents=results, errors=errors)
+    return Response(documents=results, errors=errors, requested=[ref.document_uid for ref, _ in request.documents])
+
+
+class AnswerBudget:
+    """What one request's answers may cost: they are all held until the envelope is written, and every XPath
+    but "/" takes a child process."""
+
+    def __init__(self, max_bytes: int, max_seconds: float):
+        self.bytes_left = max_bytes
+        self.deadline = time.monotonic() + max_seconds
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise Rejected(codes.TOO_LARGE, "This request has used its share of XPath evaluation time; ask for "
+                                            "fewer documents or expressions per request")
+
+    def take(self, answer: str | None) -> None:
+        self.bytes_left -= len(answer or "")
+        if self.bytes_left < 0:
+            raise Rejected(codes.TOO_LARGE, "The answers of this request exceed this server's limit; ask for "
+                                            "fewer documents per request")
 
 
 def _evaluate(model, expression: str, seconds: float) -> str | None:
@@ -40,12 +64,14 @@ def _evaluate(model, expression: str, seconds: float) -> str | None:
 
 
 def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[str, ...],
-            caller) -> InformationResult:
+            caller, budget: AnswerBudget) -> InformationResult:
     choice = parse_anonymize(ref.anonymize)
     authorize(caller, choice is AnonymizeChoice.YES)
     record, _ = find_document(source, ref)
     if not expressions:
         raise Rejected(codes.INVALID_PARAMETER, "An XPath is required (\"/\" asks for all the metadata)")
+    if len(expressions) > MAX_XPATHS_PER_DOCUMENT:
+        raise Rejected(codes.TOO_LARGE, f"At most {MAX_XPATHS_PER_DOCUMENT} XPath expressions per document")
     with source.store.open(record) as fp:
         try:
             instance = part10.open_source(fp)
@@ -58,8 +84,10 @@ def _answer(source: ImagingDocumentSource, ref: DocumentRef, expressions: tuple[
     model = native_model(header, pixel_data_vr=pixel_vr)  # Pixel Data as a BulkData reference
     answers = []
     for number, expression in enumerate(expressions, 1):
+        budget.check_time()
         try:
             answers.append(_evaluate(model, expression, source.xpath_seconds))
+            budget.take(answers[-1])
         except InvalidXPath:
             raise Rejected(codes.INVALID_PARAMETER, f"XPath number {number} is not a valid XPath 1.0 expression")
         except ResultTooLarge:

@@ -121,6 +121,7 @@ class Response:
 
     documents: list = field(default_factory=list)
     errors: list[RegistryError] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)  # the DocumentUniqueIds asked for, for the audit trail
 
     @property
     def status(self) -> str:

@@ -52,14 +52,14 @@ class RenderBudget:
 def rendered(source: ImagingDocumentSource, request: RenderedRequest, caller) -> Response:
     problem = request_size_error(source, len(request.documents))
     if problem is not None:
-        return Response(errors=[problem])
+        return Response(errors=[problem], requested=[ref.document_uid for ref, _ in request.documents])
     budget = RenderBudget(source.rendered_bytes)
     prefetch(source, [ref for ref, _ in request.documents])
     results, errors = each_document(request.documents, lambda item: _render(source, *item, budget, caller),
                                     ref_of=lambda item: item[0])
     log.info("RetrieveRenderedImagingDocumentSet: %d requested, %d rendered, %d errors",
              len(request.documents), len(results), len(errors))
-    return Response(documents=results, errors=errors)
+    return Response(documents=results, errors=errors, requested=[ref.document_uid for ref, _ in request.documents])
 
 
 def _render(source: ImagingDocumentSource, ref: DocumentRef, params: RenderingParameters,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wadows.render import RenderError, text_charset
 from wadows.wado import codes
 from wadows.wado.messages import RenderingParameters
 from wadows.wado.rejected import Rejected
@@ -80,13 +81,11 @@ def choose_media_type(requested: tuple[str, ...], offered: tuple[str, ...], defa
 
 
 def choose_charset(requested: tuple[str, ...]) -> str:
-    """The first requested charset Python can encode with; UTF-8 when the caller names none."""
-    import codecs
-
+    """The first requested charset that encodes text (the renderer's own rule); UTF-8 when none is named."""
     for name in requested:
         try:
-            return codecs.lookup(name.strip()).name
-        except LookupError:
+            return text_charset(name.strip())
+        except RenderError:
             continue
     if requested:
         raise Rejected(codes.FORMAT_NOT_SUPPORTED, "None of the requested charsets is known to this server")

@@ -32,12 +32,13 @@ DICOM = "application/dicom"
 def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) -> Response:
     problem = request_size_error(source, len(request.documents))
     if problem is not None:
-        return Response(errors=[problem])
+        return Response(errors=[problem], requested=[ref.document_uid for ref in request.documents])
     budget = HeaderBudget(source.prepared_header_bytes)
     prefetch(source, request.documents)
     documents, errors = each_document(request.documents,
                                       lambda ref: _prepare(source, ref, request.transfer_syntaxes, budget, caller))
-    response = Response(documents=documents, errors=errors)
+    response = Response(documents=documents, errors=errors,
+                        requested=[ref.document_uid for ref in request.documents])
     for doc in documents:
         if doc.ref.frame_number is not None:
             response.errors.append(RegistryError(

@@ -19,3 +19,5 @@ class ImagingDocumentSource:
     prepared_header_bytes: int = 64 << 20  # de-identified headers one request may keep between envelope and send
     rendered_bytes: int = 256 << 20        # renderings one request may hold before its envelope is written
     xpath_seconds: float = 5.0             # a metadata XPath running longer is stopped (urn:dicom:wado:0005)
+    information_seconds: float = 60.0      # XPath time one metadata request may use in all
+    information_bytes: int = 256 << 20     # metadata answers one request may hold before its envelope is written

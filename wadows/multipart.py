@@ -1,4 +1,5 @@
-"""A streaming reader for multipart/related bodies (MTOM responses) that keeps every byte of every part.
+"""A streaming reader for multipart/related bodies (MTOM responses, WADO-RS answers) that keeps every byte of
+every part.
 
 zeep strips CR/LF from the ends of binary parts (zeep issue 1249) and holds the whole response in memory; a DICOM
 object may well end in 0x0D 0x0A, and a study can be gigabytes. This reader yields each part's bytes as they arrive.
