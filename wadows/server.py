@@ -33,7 +33,7 @@ def run(app, host: str, port: int, workers: int, threads: int, when_ready: Calla
         "timeout": 120,
         "graceful_timeout": 10,
         "keepalive": 5,
-        "accesslog": None,  # our own log lines carry no identifiers; an access log with query strings could
+        "accesslog": None,  # an access log would write WADO-URI query strings, UIDs included; ours logs counts
         "errorlog": "-",
         "loglevel": "warning",
         "preload_app": True,

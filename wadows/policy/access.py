@@ -1,8 +1,8 @@
 """Who is calling and what they may have (DESIGN §6; PS3.18 §8.1.7 note 1: unknown callers get anonymized data
 or nothing). Basic credentials win over a client certificate; with neither the caller is anonymous.
 
-Basic credentials are accepted over plain HTTP too, where anyone on the path can read them: deployments should
-use TLS; `is_tls(environ)` tells the transport whether to refuse such requests.
+Basic credentials over plain HTTP, where anyone on the path can read them, are refused by the application
+(wadows.app) unless configured otherwise; `is_tls(environ)` is what it asks.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"
 OPERATIONS = ("RetrieveImagingDocumentSet", "RetrieveRenderedImagingDocumentSet",
-              "RetrieveImagingDocumentSetInformation", "WADO-URI", OTHER)
+              "RetrieveImagingDocumentSetInformation", "WADO-URI", "QIDO-RS", OTHER)
 OUTCOMES = ("success", "partial_success", "failure", "fault", "unauthorized", "forbidden", OTHER)
 CALLER_KINDS = ("anonymous", "user", "certificate")
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")

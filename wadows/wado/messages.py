@@ -1,4 +1,4 @@
-"""Plain request and response values shared by every transport (SOAP now, WADO-URI later)."""
+"""Plain request and response values shared by every transport (SOAP and WADO-URI)."""
 
 from __future__ import annotations
 
