@@ -22,9 +22,10 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from wadows.store.base import InstanceGone, InstanceRecord
+from wadows.dicom.pixel_span import DicomReadError
+from wadows.store.base import InstanceGone, InstanceRecord, StoreError
 from wadows.store.folder import INDEX_FILE_NAME, FolderStore, index_folder
-from wadows.store.index import SCHEMA_VERSION, FolderIndex, IndexSummary
+from wadows.store.index import SCHEMA_VERSION, FolderIndex, IndexSummary, IndexUnusable
 from wadows.store.walk import count_files
 
 
@@ -106,6 +107,7 @@ def test_first_update_counts_every_kind_of_file(mixed: Path, tmp_path: Path) -> 
         transfer_syntax_uid=source.file_meta.TransferSyntaxUID,
         size=ct.stat().st_size,
         locator=str(ct),
+        modified_ns=ct.stat().st_mtime_ns,
     )
     deflated = index.get(uid_of(mixed / "nested" / "deflated.dcm"))
     assert deflated is not None and deflated.transfer_syntax_uid == pydicom.uid.DeflatedExplicitVRLittleEndian
@@ -362,6 +364,58 @@ def test_open_of_a_grown_file_still_opens(mixed: Path, tmp_path: Path) -> None:
         fp.write(b"\0" * 10)
     with store.open(record) as fp:
         assert len(fp.read()) == record.size + 10
+
+
+def rewrite(path: Path, change) -> None:
+    """Rewrite an indexed file in place (new size and mtime), as a PACS re-sending a corrected copy would."""
+    ds = pydicom.dcmread(path)
+    change(ds)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_a_file_rewritten_since_indexing_with_the_same_instance_is_served(mixed: Path, tmp_path: Path) -> None:
+    store = FolderStore(mixed, tmp_path / INDEX_FILE_NAME)
+    store.refresh()
+    record = store.locate(uid_of(mixed / "ct.dcm"))
+    rewrite(mixed / "ct.dcm", lambda ds: setattr(ds, "SeriesDescription", "corrected after indexing, longer"))
+    assert store.available(record) == (mixed / "ct.dcm").stat().st_size != record.size
+    with store.open(record) as fp:
+        assert fp.read() == (mixed / "ct.dcm").read_bytes()
+
+
+@pytest.mark.parametrize("how,error", [
+    ("another instance", InstanceGone),
+    ("another transfer syntax", StoreError),
+    ("cut in its pixel data", DicomReadError),
+    ("bytes overwritten in its header", DicomReadError),
+])
+def test_a_file_rewritten_since_indexing_into_something_else_is_refused(mixed: Path, tmp_path: Path, how: str,
+                                                                        error: type[Exception]) -> None:
+    """The plain copy sends files byte for byte without parsing them: a changed file must be checked first."""
+    ct = mixed / "ct.dcm"
+    store = FolderStore(mixed, tmp_path / INDEX_FILE_NAME)
+    store.refresh()
+    record = store.locate(uid_of(ct))
+    if how == "another instance":
+        rewrite(ct, lambda ds: setattr(ds, "SOPInstanceUID", generate_uid()))
+    elif how == "another transfer syntax":
+        rewrite(ct, lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
+    elif how == "cut in its pixel data":
+        ct.write_bytes(ct.read_bytes()[:-2000])  # past the trailing padding, into the pixels
+    else:
+        data = bytearray(ct.read_bytes())
+        data[300:364] = random.Random(3).randbytes(64)
+        ct.write_bytes(bytes(data))
+    for call in (store.available, store.open):
+        with pytest.raises(error) as caught:
+            call(record)
+        assert str(mixed) not in str(caught.value) and record.sop_instance_uid not in str(caught.value)
+
+
+def test_a_data_dir_that_is_a_file_is_named_in_the_error(mixed: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(IndexUnusable, match="taken"):
+        FolderStore(mixed, tmp_path / "taken" / INDEX_FILE_NAME)
 
 
 def test_index_folder_without_a_tty_indexes_quietly(

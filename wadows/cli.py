@@ -8,6 +8,7 @@ from pathlib import Path
 
 from wadows import __version__, logs
 from wadows.config import ConfigError
+from wadows.store.index import IndexUnusable
 
 DEFAULT_DATA_DIR = Path(".wadows")
 
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wadows: configuration error: {exc}", file=sys.stderr)
         return 2
+    except IndexUnusable as exc:
+        print(f"wadows: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -22,11 +22,20 @@ USERS_NAME = "users.jsonl"
 AUDIT_NAME = "audit.jsonl"
 
 
+def _make_data_dir(data_dir: Path) -> None:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise cfg.ConfigError(f"the data dir {data_dir} is not a folder")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cfg.ConfigError(f"the data dir {data_dir} cannot be created ({exc.strerror or type(exc).__name__})") from None
+
+
 def build_app(conf: cfg.Config, folder: Path | None, data_dir: Path, repository_uid: str | None = None,
               show_progress: bool = False):
     """The application over a folder (indexed incrementally first) or, when `[store] url` is set, over a PACS
     through DICOMweb. Returns (app, a line saying what the store is)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    _make_data_dir(data_dir)
     url = conf.get("store", "url")
     if url:
         store = DicomWebStore(url, auth=conf.get("store", "auth") or None, retries=conf.get("store", "retries"),

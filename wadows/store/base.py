@@ -20,6 +20,7 @@ class InstanceRecord:
     transfer_syntax_uid: str
     size: int
     locator: str  # store-specific (a path for the folder store); never shown to callers
+    modified_ns: int | None = None  # folder store: the file's mtime when it was indexed
 
 
 class StoreError(Exception):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from wadows.dicom import part10, syntaxes
 from wadows.store.base import InstanceGone, InstanceRecord, StoreError
 from wadows.store.index import FolderIndex, IndexSummary
 from wadows.store.walk import count_files
@@ -36,7 +37,8 @@ class FolderStore:
         return self.index.instances(study_uid, series_uid)
 
     def available(self, record: InstanceRecord) -> int | None:
-        """The file's current size, without reading it; InstanceGone when it is no longer there."""
+        """The file's current size; InstanceGone when it is no longer there. A file changed since it was
+        indexed is read once to make sure it still holds the instance as indexed (see _check_changed)."""
         try:
             info = os.stat(record.locator)
         except FileNotFoundError:
@@ -45,12 +47,15 @@ class FolderStore:
             raise StoreError(f"the instance file cannot be examined ({exc.strerror or type(exc).__name__})") from None
         if not stat.S_ISREG(info.st_mode):
             raise InstanceGone("the instance file was replaced by something that is not a file")
+        if _changed(record, info):
+            with self.open(record):  # open() does the checking
+                pass
         return info.st_size
 
     def open(self, record: InstanceRecord) -> BinaryIO:
-        """The instance's file, opened for reading; its size may differ from the record (the reader validates)."""
+        """The instance's file, opened for reading and positioned at its start."""
         try:
-            return open(record.locator, "rb")
+            fp = open(record.locator, "rb")
         except FileNotFoundError:
             raise InstanceGone("file no longer in the store") from None
         except PermissionError:
@@ -61,16 +66,38 @@ class FolderStore:
             # The message names the failure only: the path may spell out a patient's name.
             reason = exc.strerror or errno.errorcode.get(exc.errno or 0, type(exc).__name__)
             raise StoreError(f"the instance file could not be opened ({reason})") from None
+        try:
+            if _changed(record, os.fstat(fp.fileno())):
+                _check_changed(fp, record)
+                fp.seek(0)
+        except BaseException:
+            fp.close()
+            raise
+        return fp
 
     def count(self) -> int:
         """How many instances the folder holds."""
         return self.index.count()
 
 
+def _changed(record: InstanceRecord, info: os.stat_result) -> bool:
+    return record.modified_ns is not None and (info.st_size, info.st_mtime_ns) != (record.size, record.modified_ns)
+
+
+def _check_changed(fp: BinaryIO, record: InstanceRecord) -> None:
+    """A file rewritten since indexing (damaged, or replaced by a corrected copy) is served only if it is still
+    a whole Part 10 object of the same instance in the same transfer syntax: callers are promised the
+    indexed syntax, and a copy sent byte for byte is otherwise never parsed. DicomReadError when damaged."""
+    instance = part10.open_source(fp)
+    if str(instance.dataset.get("SOPInstanceUID", "")) != record.sop_instance_uid:
+        raise InstanceGone("the instance file now holds another instance (re-index the store)")
+    if instance.transfer_syntax != syntaxes.normalize(record.transfer_syntax_uid):
+        raise StoreError("the instance file was rewritten in another transfer syntax (re-index the store)")
+
+
 def index_folder(root: Path, data_dir: Path, show_progress: bool = True) -> IndexSummary:
     """Index root into data_dir/index.sqlite3 (the `wadows index` command), with a progress bar on a TTY."""
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
     store = FolderStore(root, data_dir / INDEX_FILE_NAME)
     if not (show_progress and sys.stderr is not None and sys.stderr.isatty()):
         return store.refresh()

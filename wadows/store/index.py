@@ -23,11 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from wadows.store.base import InstanceRecord
+from wadows.store.base import InstanceRecord, StoreError
 from wadows.store.header import HeaderFacts, NotAnInstance, UnreadableHeader, read_header_facts
 from wadows.store.walk import FileEntry, walk_files
 
 log = logging.getLogger(__name__)
+
+
+class IndexUnusable(StoreError):
+    """The index file cannot be opened or written; the message names it (a data dir path, chosen by the operator)."""
 
 SCHEMA_VERSION = 1
 COMMIT_EVERY = 1000  # writes per transaction: big enough to be fast, small enough to show progress to readers
@@ -100,13 +104,13 @@ class FolderIndex:
     def get(self, sop_instance_uid: str) -> InstanceRecord | None:
         """The record of an instance, or None when the index does not hold it."""
         row = self._reader().execute(
-            "SELECT study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid, size, path"
-            " FROM instances WHERE sop_instance_uid = ?",
+            "SELECT study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid, size, path,"
+            " mtime_ns FROM instances WHERE sop_instance_uid = ?",
             (sop_instance_uid,),
         ).fetchone()
         if row is None:
             return None
-        return InstanceRecord(*row[:5], size=row[5], locator=row[6])
+        return _record(row)
 
     def count(self) -> int:
         """How many instances the index holds."""
@@ -114,14 +118,14 @@ class FolderIndex:
 
     def instances(self, study_uid: str, series_uid: str | None = None) -> list[InstanceRecord]:
         """The instances of a study (or of one of its series), in path order."""
-        query = ("SELECT study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid, size, path"
-                 " FROM instances WHERE study_uid = ?")
+        query = ("SELECT study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid, size, path,"
+                 " mtime_ns FROM instances WHERE study_uid = ?")
         args: tuple[str, ...] = (study_uid,)
         if series_uid is not None:
             query += " AND series_uid = ?"
             args += (series_uid,)
         rows = self._reader().execute(query + " ORDER BY path", args).fetchall()
-        return [InstanceRecord(*row[:5], size=row[5], locator=row[6]) for row in rows]
+        return [_record(row) for row in rows]
 
     def close(self) -> None:
         """Close the calling thread's read connection (others close when their thread ends)."""
@@ -290,15 +294,26 @@ class FolderIndex:
         return conn
 
     def _ensure_schema(self) -> None:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._migrate()
-        except sqlite3.DatabaseError:
-            # Not an SQLite file, or damaged: the index is a cache, start it over.
-            log.warning("index file was unusable; rebuilding it")
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
-            self._migrate()
+            if self.db_path.parent.exists() and not self.db_path.parent.is_dir():
+                raise IndexUnusable(f"the index cannot be kept in {self.db_path.parent}: it is not a folder")
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.db_path.exists() and not self.db_path.is_file():
+                raise IndexUnusable(f"the index {self.db_path} is not a file")
+            try:
+                self._migrate()
+            except sqlite3.DatabaseError as exc:
+                if getattr(exc, "sqlite_errorcode", None) not in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+                    raise
+                # Not an SQLite file, or damaged: the index is a cache, start it over.
+                log.warning("index file was unusable; rebuilding it")
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
+                self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            # Cannot open or write it (permissions, a full disk, a file in the way): the operator must act.
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise IndexUnusable(f"the index {self.db_path} cannot be used ({reason})") from None
 
     def _migrate(self) -> None:
         conn = self._connect_writer()
@@ -324,3 +339,7 @@ class FolderIndex:
             conn.commit()
         finally:
             conn.close()
+
+
+def _record(row: tuple) -> InstanceRecord:
+    return InstanceRecord(*row[:5], size=row[5], locator=row[6], modified_ns=row[7])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from wadows.deid.walk_by_difference import changed_outputs
 from wadows.dicom import part10, similar_header
 from wadows.dicom.transcode import choose_transfer_syntax
 from wadows.store.base import InstanceRecord, StoreError
+from wadows.store.file_identity import file_identity
 from wadows.wado import codes
 from wadows.wado.messages import Body, DocumentRef, DocumentResult
 from wadows.wado.rejected import Rejected
@@ -54,7 +54,7 @@ def anonymized_result(source, ref: DocumentRef, record: InstanceRecord, accepted
     if deidentifier is None:
         raise Rejected(codes.ANONYMIZE_NOT_SUPPORTED, "This server is not configured to anonymize")
     with source.store.open(record) as fp:
-        identity = _identity(fp)
+        identity = file_identity(fp)
         prepared = _prepare_by_difference(deidentifier, fp, record, accepted) if identity is not None else None
         if prepared is None:
             prepared = _prepare_from_scratch(deidentifier, fp, record, accepted, identity is not None)
@@ -197,19 +197,10 @@ def _memory(deidentifier: Deidentifier) -> _Memory:
         return memory
 
 
-def _identity(fp: BinaryIO) -> tuple[int, int, int] | None:
-    """What tells the stored file we prepared from apart from any other: device/inode, size, mtime."""
-    try:
-        info = os.fstat(fp.fileno())
-    except (AttributeError, OSError, ValueError):
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns
-
-
 def _prepared_bytes(source, record: InstanceRecord, prepared: part10.CopyPlan,
                     identity: tuple[int, int, int]) -> Iterator[bytes]:
     with source.store.open(record) as fp:
-        if _identity(fp) != identity:
+        if file_identity(fp) != identity:
             # The header we prepared describes another version of the file: its pixels must not follow it.
             raise StoreError("the stored file changed after the response began")
         yield prepared.head
@@ -221,6 +212,8 @@ def _prepared_bytes(source, record: InstanceRecord, prepared: part10.CopyPlan,
                 raise StoreError("the stored file ended before its pixel data did")
             position += len(data)
             yield data
+        if file_identity(fp) != identity:
+            raise StoreError("the stored file changed while it was being sent")
         if prepared.tail:
             yield prepared.tail
 

@@ -15,6 +15,7 @@ from typing import Iterator
 from wadows.dicom import part10
 from wadows.dicom.transcode import choose_transfer_syntax, explain_refusal
 from wadows.store.base import InstanceRecord, StoreError
+from wadows.store.file_identity import file_identity
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, parse_anonymize
 from wadows.wado.anonymized import HeaderBudget, anonymized_result
@@ -70,8 +71,9 @@ def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[st
 
 def _stored_bytes(source: ImagingDocumentSource, record: InstanceRecord, size: int | None) -> Iterator[bytes]:
     """The stored file byte for byte. The envelope already promised `size` bytes: a file that changed length
-    since must abort the response rather than send a wrong object."""
+    since, or was rewritten while being sent, must abort the response rather than send a wrong object."""
     with source.store.open(record) as fp:
+        identity = file_identity(fp)
         sent = 0
         while True:
             data = fp.read(source.chunk_size)
@@ -83,6 +85,8 @@ def _stored_bytes(source: ImagingDocumentSource, record: InstanceRecord, size: i
             yield data
         if size is not None and sent != size:
             raise StoreError("a stored file shrank while it was being sent")
+        if file_identity(fp) != identity:
+            raise StoreError("a stored file was rewritten while it was being sent")
 
 
 def _transcoded_bytes(source: ImagingDocumentSource, record: InstanceRecord, target: str) -> Iterator[bytes]:
