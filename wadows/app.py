@@ -26,6 +26,7 @@ from wadows.wado import codes
 from wadows.wado.anonymize import anonymize_requested
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import is_valid_uid
+from wadows.zero_copy import wire_bytes
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class WadowsApp:
         if answer.status == 401:
             headers = headers + [("WWW-Authenticate", WWW_AUTHENTICATE)]
         start_response(_status(answer.status), headers)
-        return answer.body
+        length_framed = any(name.lower() == "content-length" for name, _ in headers)
+        return wire_bytes(answer.body, environ, length_framed)
 
     def _caller(self, environ):
         if "HTTP_AUTHORIZATION" in environ and not (self.basic_over_http or is_tls(environ)):

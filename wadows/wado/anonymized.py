@@ -27,7 +27,7 @@ from wadows.dicom.transcode import choose_transfer_syntax
 from wadows.store.base import InstanceRecord, StoreError
 from wadows.store.file_identity import file_identity
 from wadows.wado import codes
-from wadows.wado.messages import Body, DocumentRef, DocumentResult
+from wadows.wado.messages import Body, DocumentRef, DocumentResult, FileSpan
 from wadows.wado.rejected import Rejected
 
 log = logging.getLogger(__name__)
@@ -198,20 +198,14 @@ def _memory(deidentifier: Deidentifier) -> _Memory:
 
 
 def _prepared_bytes(source, record: InstanceRecord, prepared: part10.CopyPlan,
-                    identity: tuple[int, int, int]) -> Iterator[bytes]:
+                    identity: tuple[int, int, int]) -> Iterator[bytes | FileSpan]:
     with source.store.open(record) as fp:
         if file_identity(fp) != identity:
             # The header we prepared describes another version of the file: its pixels must not follow it.
             raise StoreError("the stored file changed after the response began")
         yield prepared.head
-        position = prepared.start
-        while position < prepared.end:
-            fp.seek(position)
-            data = fp.read(min(source.chunk_size, prepared.end - position))
-            if not data:
-                raise StoreError("the stored file ended before its pixel data did")
-            position += len(data)
-            yield data
+        # The pixel bytes, untouched; the transport fails the response if the file is shorter now.
+        yield FileSpan(fp, prepared.start, prepared.end - prepared.start)
         if file_identity(fp) != identity:
             raise StoreError("the stored file changed while it was being sent")
         if prepared.tail:

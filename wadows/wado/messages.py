@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from wadows.wado import codes
 
@@ -38,11 +38,22 @@ class RegistryError:
     kind: str | None = None  # a finer reason (wadows.wado.rejected), not sent in WS mode
 
 
+@dataclass(frozen=True)
+class FileSpan:
+    """`count` bytes of an open stored file from `offset`: a document's bytes the transport may send without
+    copying them through Python (wadows.zero_copy). The file stays open until the producer is resumed."""
+
+    fp: BinaryIO
+    offset: int
+    count: int
+
+
 @dataclass
 class Body:
-    """The bytes of one returned document, produced only when the writer reaches it."""
+    """The bytes of one returned document, produced only when the writer reaches it: bytes, and FileSpans for
+    stretches copied unchanged from the stored file."""
 
-    chunks: Callable[[], Iterator[bytes]]
+    chunks: Callable[[], Iterator[bytes | FileSpan]]
     size: int | None = None  # known in advance only when the bytes are a stored file
     media_type: str = "application/dicom"
 

@@ -19,7 +19,8 @@ from wadows.store.file_identity import file_identity
 from wadows.wado import codes
 from wadows.wado.anonymize import AnonymizeChoice, parse_anonymize
 from wadows.wado.anonymized import HeaderBudget, anonymized_result
-from wadows.wado.messages import Body, DocumentRef, DocumentResult, RegistryError, RetrieveRequest, Response
+from wadows.wado.messages import (Body, DocumentRef, DocumentResult, FileSpan, RegistryError, RetrieveRequest,
+                                  Response)
 from wadows.wado.documents import authorize, each_document, find_document, prefetch, request_size_error
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
@@ -69,22 +70,20 @@ def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[st
     return DocumentResult(ref=ref, repository_uid=repository_uid, body=body)
 
 
-def _stored_bytes(source: ImagingDocumentSource, record: InstanceRecord, size: int | None) -> Iterator[bytes]:
+def _stored_bytes(source: ImagingDocumentSource, record: InstanceRecord,
+                  size: int | None) -> Iterator[bytes | FileSpan]:
     """The stored file byte for byte. The envelope already promised `size` bytes: a file that changed length
     since, or was rewritten while being sent, must abort the response rather than send a wrong object."""
     with source.store.open(record) as fp:
+        if size is None:  # a store that cannot tell the size in advance: the response is chunked
+            while data := fp.read(source.chunk_size):
+                yield data
+            return
         identity = file_identity(fp)
-        sent = 0
-        while True:
-            data = fp.read(source.chunk_size)
-            if not data:
-                break
-            sent += len(data)
-            if size is not None and sent > size:
-                raise StoreError("a stored file grew while it was being sent")
-            yield data
-        if size is not None and sent != size:
-            raise StoreError("a stored file shrank while it was being sent")
+        yield FileSpan(fp, 0, size)  # the transport fails the response if the file is shorter now
+        fp.seek(size)
+        if fp.read(1):
+            raise StoreError("a stored file grew while it was being sent")
         if file_identity(fp) != identity:
             raise StoreError("a stored file was rewritten while it was being sent")
 
