@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
+from urllib.parse import urlencode
 
 import pydicom
 import pytest
@@ -34,6 +36,25 @@ def test_dicom_as_stored_with_any_transfer_syntax(server, sample):
         assert reply.content == row["path"].read_bytes(), row["file"]
         if server.store_kind == "folder":  # a PACS does not tell the size before sending the object
             assert int(reply.headers["Content-Length"]) == len(reply.content)
+
+
+def test_head_sends_the_headers_only(server, sample):
+    """The stored file goes out with sendfile(2) on GET; on HEAD not one byte of it may follow the headers
+    (read off a raw socket: an HTTP library would hide stray bytes by opening a new connection)."""
+    row = row_of(sample, "CT")
+    query = urlencode({"requestType": "WADO", "contentType": "application/dicom", "transferSyntax": "*", **ids(row)})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(f"HEAD /wado?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        sock.settimeout(1.0)
+        try:
+            received += sock.recv(65536)
+        except TimeoutError:
+            pass
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and rest == b"", (head, len(rest))
 
 
 def test_dicom_defaults_to_explicit_little_endian(server, sample):
