@@ -2,7 +2,7 @@
 
 The 200-slice CT study is loaded into a fresh Orthanc (Debian packages orthanc, orthanc-dicomweb); then, best of
 3 each: Orthanc's WADO-RS retrieval of the whole study; wadows RAD-69 of the study through its DICOMweb store,
-plain and anonymized. Usage: .venv/bin/python bench/orthanc.py
+plain and anonymized. Usage: .venv/bin/python bench/via_orthanc.py
 """
 
 from __future__ import annotations
