@@ -9,8 +9,10 @@ every byte of the object survives (a DICOM object may end in CR LF). Each object
 """
 
 import argparse
+import base64
 import email.message
 import http.client
+import os
 import re
 import ssl
 import sys
@@ -33,6 +35,7 @@ parser.add_argument("series", help="Series Instance UID")
 parser.add_argument("sop", help="SOP Instance UID (the DocumentUniqueId)")
 parser.add_argument("--anonymize", action="store_true", help="ask for the object de-identified (PS3.15)")
 parser.add_argument("--out", type=Path, default=Path("."), help="folder for the .dcm file (default: here)")
+parser.add_argument("--user", help="HTTP Basic user (password from the WADOWS_PASSWORD environment variable)")
 parser.add_argument("--ca", help="CA bundle to verify an https server with")
 args = parser.parse_args()
 
@@ -74,8 +77,11 @@ if url.scheme == "https":
                                              context=ssl.create_default_context(cafile=args.ca))
 else:
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-connection.request("POST", url.path or "/", body=envelope, headers={
-    "Content-Type": f'application/soap+xml; charset=UTF-8; action="{ACTION}"'})
+headers = {"Content-Type": f'application/soap+xml; charset=UTF-8; action="{ACTION}"'}
+if args.user:  # HTTP Basic; the server accepts it over TLS only, unless configured otherwise
+    token = base64.b64encode(f"{args.user}:{os.environ['WADOWS_PASSWORD']}".encode("utf-8")).decode("ascii")
+    headers["Authorization"] = f"Basic {token}"
+connection.request("POST", url.path or "/", body=envelope, headers=headers)
 response = connection.getresponse()
 body = response.read()  # http.client undoes chunked transfer coding
 content_type = email.message.Message()
