@@ -35,17 +35,16 @@ class Addressing:
 
 
 def read(header: etree._Element | None) -> Addressing:
-    """Collect the wsa headers and refuse header blocks marked mustUnderstand that we do not process."""
+    """Collect the wsa headers and refuse header blocks marked mustUnderstand that we do not process.
+
+    Everything is collected before anything is refused: a fault still carries RelatesTo (WS-Addressing 1.0 Core
+    3.4), and clients that require addressing (JAX-WS AddressingFeature(required=true)) reject a fault without it,
+    showing their own "missing RelatesTo" error instead of ours."""
     found = Addressing()
     if header is None:
         return found
-    for block in header:
-        if not isinstance(block.tag, str):
-            continue
-        must = (block.get(f"{{{ns.SOAP12}}}mustUnderstand") or "").strip().lower() in _TRUE
-        role = block.get(f"{{{ns.SOAP12}}}role")
-        if must and role in _OUR_ROLES and block.tag not in UNDERSTOOD:
-            raise not_understood(block.tag)
+    blocks = [block for block in header if isinstance(block.tag, str)]
+    for block in blocks:
         if block.tag == f"{{{ns.WSA}}}Action":
             found.action = (block.text or "").strip()
         elif block.tag == f"{{{ns.WSA}}}MessageID":
@@ -53,10 +52,21 @@ def read(header: etree._Element | None) -> Addressing:
         elif block.tag == f"{{{ns.WSA}}}ReplyTo":
             address = block.find(f"{{{ns.WSA}}}Address")
             found.reply_to = (address.text or "").strip() if address is not None else None
+    for block in blocks:
+        must = (block.get(f"{{{ns.SOAP12}}}mustUnderstand") or "").strip().lower() in _TRUE
+        role = block.get(f"{{{ns.SOAP12}}}role")
+        if must and role in _OUR_ROLES and block.tag not in UNDERSTOOD:
+            raise _relating(not_understood(block.tag), found)
     if found.reply_to not in (None, "", ns.WSA_ANONYMOUS):
         # Only the synchronous exchange of IHE Appendix V; asynchronous replies are optional and not offered.
-        raise sender("Only the anonymous ReplyTo address is supported", subcode="wsa:OnlyAnonymousAddressSupported")
+        raise _relating(sender("Only the anonymous ReplyTo address is supported",
+                               subcode="wsa:OnlyAnonymousAddressSupported"), found)
     return found
+
+
+def _relating(fault: SoapFault, found: Addressing) -> SoapFault:
+    fault.relates_to = found.message_id  # the fault writer puts it in wsa:RelatesTo
+    return fault
 
 
 def not_understood(tag: str) -> SoapFault:

@@ -22,7 +22,7 @@ def http_status(fault: SoapFault) -> int:
 
 def envelope(fault: SoapFault, relates_to: str | None = None) -> bytes:
     env = etree.Element(f"{{{ns.SOAP12}}}Envelope", nsmap={"env": ns.SOAP12, "wsa": ns.WSA})
-    header = addressing.response_header(ns.WSA_FAULT_ACTION, relates_to)
+    header = addressing.response_header(ns.WSA_FAULT_ACTION, relates_to or getattr(fault, "relates_to", None))
     if fault.code == "VersionMismatch":
         upgrade = etree.Element(f"{{{ns.SOAP12}}}Upgrade")
         etree.SubElement(upgrade, f"{{{ns.SOAP12}}}SupportedEnvelope", qname="env:Envelope")
