@@ -60,6 +60,10 @@ ACTIONS = {  # request action -> response action, as the WSDL names them
 }
 ANONYMIZED_KEYS = [k for k in planting.SOURCES if k != "sc-jpeg"]  # sc-jpeg: a secondary capture, refused
 UNKNOWN_SOP = "1.2.826.0.1.3680043.8.498.404404404"
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSSE_BLOCK = f'<wsse:Security xmlns:wsse="{WSSE}" xmlns:env="{SOAP12}" env:mustUnderstand="true"/>'
+UNKNOWN_BLOCK = f'<x:Unknown xmlns:x="urn:example:unknown" xmlns:env="{SOAP12}" env:mustUnderstand="true">x</x:Unknown>'
+FAULT_ACTION = "http://www.w3.org/2005/08/addressing/soap/fault"
 XPATHS = ["/", 'string(//DicomAttribute[@keyword="Modality"]/Value)',
           'string(//DicomAttribute[@keyword="PatientName"]/PersonName/Alphabetic/FamilyName)']
 JVM_OPTIONS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"]  # light on a shared machine
@@ -284,6 +288,8 @@ def world(tmp_path_factory):
         "metadata": ["metadata", *xpaths, doc_arg(ct), doc_arg(planted["ct2"])],
         "metadata-anonymized": ["metadata", "--anonymize", "--xpath", "/", doc_arg(planted["ct"])],
         "must-understand-all": ["retrieve", "--must-understand-all", doc_arg(crlf)],
+        "wsse-security": ["retrieve", "--header", WSSE_BLOCK, doc_arg(ct)],  # XUA callers' block: accepted
+        "unknown-header": ["retrieve", "--header", UNKNOWN_BLOCK, doc_arg(ct)],  # the one call that faults
     }
     batch = root / "batch.tsv"
     batch.write_text("".join("\t".join([args[0], "--out", str(out / name), *args[1:]]) + "\n"
@@ -294,7 +300,8 @@ def world(tmp_path_factory):
                                MAIN_CLASS, endpoint, "batch", str(batch)],
                               capture_output=True, text=True, timeout=600)
         recorder.close()
-        assert java.returncode == 0, f"the JAX-WS client failed ({java.returncode}):\n{java.stdout}\n{java.stderr}"
+        # exit status 1: one call failed, "unknown-header" (its fault is checked below)
+        assert java.returncode == 1, f"the JAX-WS client: exit {java.returncode}\n{java.stdout}\n{java.stderr}"
         yield {"out": out, "server": server, "recorder": recorder, "endpoint": endpoint, "sample": sample,
                "crlf": crlf, "planted": planted, "ct": ct, "mr": mr, "dose": dose}
     finally:
@@ -302,10 +309,11 @@ def world(tmp_path_factory):
         server.stop()
 
 
-def answer(world, name: str) -> dict:
-    """answer.tsv of one call: status, errors, and one entry per returned document (its file's bytes read)."""
+def answer(world, name: str, fault: bool = False) -> dict:
+    """answer.tsv of one call: status, errors, and one entry per returned document (its file's bytes read); or the
+    fault JAX-WS raised (SOAPFaultException) when `fault`."""
     folder = world["out"] / name
-    got = {"status": None, "errors": [], "documents": []}
+    got = {"status": None, "errors": [], "documents": [], "fault": None}
     for line in (folder / "answer.tsv").read_text(encoding="utf-8").splitlines():
         kind, *fields = [None if f == "-" else f for f in line.split("\t")]
         if kind == "status":
@@ -321,6 +329,8 @@ def answer(world, name: str) -> dict:
             got["documents"].append(dict(zip(keys, fields)))
         elif kind == "information":
             got["documents"].append(dict(zip(("uid", "repository", "index", "file"), fields)))
+        elif kind == "fault" and fault:
+            got["fault"] = tuple(fields)
         else:
             raise AssertionError(f"{name}: the client reported {line!r}")
     for entry in got["documents"]:
@@ -348,11 +358,12 @@ def soap_exchanges(world) -> list[dict]:
         content_type = request["headers"]["content-type"]
         envelope = etree.fromstring(root_part(content_type, request["body"]))
         header = envelope.find(f"{{{SOAP12}}}Header")
-        reply = split_mtom(response["headers"]["content-type"], response["body"])
+        reply_type = response["headers"]["content-type"]
+        reply = split_mtom(reply_type, response["body"]) if reply_type.startswith("multipart/related") else None
         out.append({"content_type": content_type, "envelope": envelope, "header": header,
                     "action": header.findtext(f"{{{WSA}}}Action"), "message_id": header.findtext(f"{{{WSA}}}MessageID"),
                     "status": response["start"], "reply": reply, "reply_raw": response["body"],
-                    "reply_envelope": etree.fromstring(reply.root)})
+                    "reply_envelope": etree.fromstring(reply.root if reply else response["body"])})
     return out
 
 
@@ -362,7 +373,7 @@ def must_understand(element) -> bool:
 
 def test_jaxws_sends_mtom_requests_with_its_own_addressing_that_our_xsds_accept(world):
     exchanges = soap_exchanges(world)
-    assert len(exchanges) == 9
+    assert len(exchanges) == 11
     assert {e["action"] for e in exchanges} == set(ACTIONS)
     for e in exchanges:
         # MTOM-packaged even without attachments; SOAP 1.2 with the action inside start-info
@@ -383,12 +394,37 @@ def test_jaxws_sends_mtom_requests_with_its_own_addressing_that_our_xsds_accept(
 
 
 def test_every_answer_relates_to_the_jaxws_message_id_and_is_valid(world):
-    for e in soap_exchanges(world):
-        assert e["status"].startswith("HTTP/1.1 200"), e["status"]
+    exchanges = soap_exchanges(world)
+    for e in exchanges:
         header = e["reply_envelope"].find(f"{{{SOAP12}}}Header")
         assert header.findtext(f"{{{WSA}}}RelatesTo") == e["message_id"]  # echoed as sent: uuid:, no urn:
+        if e["reply"] is None:
+            continue  # the fault, below
+        assert e["status"].startswith("HTTP/1.1 200"), e["status"]
         assert header.findtext(f"{{{WSA}}}Action") == ACTIONS[e["action"]]
         validate_envelope(e["reply_envelope"], e["reply"].parts)
+    assert len([e for e in exchanges if e["reply"] is None]) == 1
+
+
+def test_a_fault_reaches_jaxws_as_the_servers_fault(world):
+    # JAX-WS with AddressingFeature(required=true) checks the fault's addressing headers too: without RelatesTo
+    # it would throw its own "A required header representing a Message Addressing Property is not present".
+    got = answer(world, "unknown-header", fault=True)
+    assert got["fault"] == (f"{{{SOAP12}}}MustUnderstand", "A header block marked mustUnderstand was not understood")
+    [e] = [e for e in soap_exchanges(world) if e["reply"] is None]
+    assert e["header"].find("{urn:example:unknown}Unknown") is not None
+    assert e["status"].startswith("HTTP/1.1 500")  # SOAP 1.2 HTTP binding for MustUnderstand
+    header = e["reply_envelope"].find(f"{{{SOAP12}}}Header")
+    assert header.findtext(f"{{{WSA}}}Action") == FAULT_ACTION
+    assert header.find(f"{{{SOAP12}}}NotUnderstood").get("qname").endswith(":Unknown")
+
+
+def test_a_wsse_security_block_marked_mustunderstand_is_accepted(world):
+    got = answer(world, "wsse-security")
+    assert got["status"] == SUCCESS
+    assert [d["data"] for d in got["documents"]] == [world["ct"]["path"].read_bytes()]
+    [e] = [e for e in soap_exchanges(world) if e["header"].find(f"{{{WSSE}}}Security") is not None]
+    assert must_understand(e["header"].find(f"{{{WSSE}}}Security"))
 
 
 def test_every_addressing_header_mustunderstand_is_accepted(world):

@@ -36,6 +36,7 @@ import oasis.names.tc.ebxml_regrep.xsd.rs._3.RegistryResponseType;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
+import java.io.StringReader;
 import java.io.Writer;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
@@ -54,9 +55,12 @@ import java.util.regex.Pattern;
 import javax.activation.DataHandler;
 import javax.xml.bind.JAXBElement;
 import javax.xml.namespace.QName;
+import javax.xml.parsers.DocumentBuilderFactory;
+import javax.xml.parsers.ParserConfigurationException;
 import javax.xml.soap.SOAPException;
 import javax.xml.soap.SOAPHeader;
 import javax.xml.soap.SOAPHeaderElement;
+import javax.xml.soap.SOAPMessage;
 import javax.xml.ws.BindingProvider;
 import javax.xml.ws.WebServiceException;
 import javax.xml.ws.handler.Handler;
@@ -66,6 +70,9 @@ import javax.xml.ws.handler.soap.SOAPMessageContext;
 import javax.xml.ws.soap.AddressingFeature;
 import javax.xml.ws.soap.MTOMFeature;
 import javax.xml.ws.soap.SOAPFaultException;
+import org.w3c.dom.Element;
+import org.xml.sax.InputSource;
+import org.xml.sax.SAXException;
 
 public final class WadoWsExample {
 
@@ -91,34 +98,45 @@ public final class WadoWsExample {
         "                          render: the PS3.18 rendering parameters",
         "  --xpath XPATH           metadata: an XPath over the PS3.19 model (repeatable; default /)",
         "  --must-understand-all   mark every WS-Addressing header mustUnderstand (as dcm4che's wadows tool does);",
-        "                          JAX-WS by itself marks only wsa:Action");
+        "                          JAX-WS by itself marks only wsa:Action",
+        "  --header XML            add this header block to the SOAP header (repeatable), e.g. a wsse:Security");
 
     static final String WSA = "http://www.w3.org/2005/08/addressing";
     static final Pattern UID = Pattern.compile("[0-9]+(\\.[0-9]+)*");
 
     private final ImagingDocumentSource service;
     private final String endpoint;
-    private ImagingDocumentSourcePortType port;
-    private ImagingDocumentSourcePortType mustUnderstandPort;
+    private final HeaderHandler headers = new HeaderHandler();
+    private ImagingDocumentSourcePortType plainPort;
+    private ImagingDocumentSourcePortType handledPort;
 
     WadoWsExample(String endpoint, String wsdl) throws IOException {
         this.service = new ImagingDocumentSource(new URL(wsdl));
         this.endpoint = endpoint;
     }
 
-    /** The port for one command: JAX-WS as configured, or with mustUnderstand on every addressing header. */
-    ImagingDocumentSourcePortType port(boolean mustUnderstandAll) {
-        if (mustUnderstandAll && mustUnderstandPort == null) {
-            mustUnderstandPort = newPort();
-            BindingProvider provider = (BindingProvider) mustUnderstandPort;
+    /**
+     * The port for one command. Plain JAX-WS unless the command changes the SOAP header: a SOAP handler makes
+     * JAX-WS build the message through SAAJ, so only those commands get the port with the handler.
+     */
+    ImagingDocumentSourcePortType port(Options o) {
+        if (!o.mustUnderstandAll && o.headers.isEmpty()) {
+            if (plainPort == null) {
+                plainPort = newPort();
+            }
+            return plainPort;
+        }
+        if (handledPort == null) {
+            handledPort = newPort();
+            BindingProvider provider = (BindingProvider) handledPort;
             @SuppressWarnings("rawtypes")  // the JAX-WS API itself hands out raw Handler lists
             List<Handler> chain = new ArrayList<>(provider.getBinding().getHandlerChain());
-            chain.add(new MustUnderstandAll());
+            chain.add(headers);
             provider.getBinding().setHandlerChain(chain);
-        } else if (!mustUnderstandAll && port == null) {
-            port = newPort();
         }
-        return mustUnderstandAll ? mustUnderstandPort : port;
+        headers.mustUnderstandAll = o.mustUnderstandAll;
+        headers.extra = o.headers;
+        return handledPort;
     }
 
     private ImagingDocumentSourcePortType newPort() {
@@ -133,18 +151,24 @@ public final class WadoWsExample {
     }
 
     /**
-     * JAX-WS marks only wsa:Action mustUnderstand; some consumers (dcm4che's wadows tool, for NIST's IHE_WSA101
-     * rule) add a handler that marks every addressing header. This is that handler.
+     * Changes the outgoing SOAP header the way some consumers do. JAX-WS marks only wsa:Action mustUnderstand;
+     * dcm4che's wadows tool marks every addressing header (NIST's IHE_WSA101 rule asks for one). XUA callers add a
+     * wsse:Security block, often mustUnderstand. --header adds any block given as XML.
      */
-    static final class MustUnderstandAll implements SOAPHandler<SOAPMessageContext> {
+    static final class HeaderHandler implements SOAPHandler<SOAPMessageContext> {
+        boolean mustUnderstandAll;
+        List<String> extra = List.of();
+
         @Override
         public boolean handleMessage(SOAPMessageContext context) {
             if (!Boolean.TRUE.equals(context.get(MessageContext.MESSAGE_OUTBOUND_PROPERTY))) {
                 return true;
             }
             try {
-                SOAPHeader header = context.getMessage().getSOAPHeader();
-                if (header != null) {
+                SOAPMessage message = context.getMessage();
+                SOAPHeader header = message.getSOAPHeader() != null
+                    ? message.getSOAPHeader() : message.getSOAPPart().getEnvelope().addHeader();
+                if (mustUnderstandAll) {
                     Iterator<?> children = header.examineAllHeaderElements();
                     while (children.hasNext()) {
                         SOAPHeaderElement element = (SOAPHeaderElement) children.next();
@@ -153,7 +177,15 @@ public final class WadoWsExample {
                         }
                     }
                 }
-            } catch (SOAPException e) {
+                for (String xml : extra) {
+                    DocumentBuilderFactory factory = DocumentBuilderFactory.newInstance();
+                    factory.setNamespaceAware(true);
+                    Element block = factory.newDocumentBuilder()
+                        .parse(new InputSource(new StringReader(xml))).getDocumentElement();
+                    header.appendChild(header.getOwnerDocument().importNode(block, true));
+                }
+                message.saveChanges();
+            } catch (SOAPException | ParserConfigurationException | SAXException | IOException e) {
                 throw new WebServiceException(e);
             }
             return true;
@@ -245,7 +277,7 @@ public final class WadoWsExample {
                 }
                 return true;
             } catch (SOAPFaultException e) {
-                answer.line("fault", e.getFault().getFaultCode(), e.getFault().getFaultString());
+                answer.line("fault", e.getFault().getFaultCodeAsQName().toString(), e.getFault().getFaultString());
             } catch (WebServiceException e) {
                 answer.line("exception", e.toString());
             }
@@ -280,7 +312,7 @@ public final class WadoWsExample {
             ? List.of("1.2.840.10008.1.2.1", "1.2.840.10008.1.2") : o.transferSyntaxes);
         request.setTransferSyntaxUIDList(syntaxes);
 
-        RetrieveDocumentSetResponseType response = port(o.mustUnderstandAll).imagingDocumentSourceRetrieveImagingDocumentSet(request);
+        RetrieveDocumentSetResponseType response = port(o).imagingDocumentSourceRetrieveImagingDocumentSet(request);
         answer.registry(response.getRegistryResponse());
         int index = 0;
         for (DocumentResponseType document : response.getDocumentResponse()) {
@@ -333,7 +365,7 @@ public final class WadoWsExample {
         }
 
         RetrieveRenderedImagingDocumentSetResponseType response =
-            port(o.mustUnderstandAll).imagingDocumentSourceRetrieveRenderedImagingDocumentSet(request);
+            port(o).imagingDocumentSourceRetrieveRenderedImagingDocumentSet(request);
         answer.registry(response.getRegistryResponse());
         int index = 0;
         for (RenderedDocumentResponseType document : response.getRenderedDocumentResponse()) {
@@ -385,7 +417,7 @@ public final class WadoWsExample {
         }
 
         RetrieveImagingDocumentSetInformationResponseType response =
-            port(o.mustUnderstandAll).imagingDocumentSourceRetrieveImagingDocumentSetInformation(request);
+            port(o).imagingDocumentSourceRetrieveImagingDocumentSetInformation(request);
         answer.registry(response.getRegistryResponse());
         int index = 0;
         for (DocumentInformationResponseType document : response.getDocumentInformationResponse()) {
@@ -423,6 +455,7 @@ public final class WadoWsExample {
         String command;
         Path out = Paths.get(".");
         boolean anonymize, mustUnderstandAll;
+        final List<String> headers = new ArrayList<>();
         String repository, frame, rows, columns, windowCenter, windowWidth, quality, annotation;
         final List<String> transferSyntaxes = new ArrayList<>();
         final List<String> contentTypes = new ArrayList<>();
@@ -459,6 +492,7 @@ public final class WadoWsExample {
                         case "--quality": o.quality = value; break;
                         case "--annotation": o.annotation = value; break;
                         case "--xpath": o.xpaths.add(value); break;
+                        case "--header": o.headers.add(value); break;
                         default: throw new UsageError("unknown option " + arg);
                     }
                     continue;
