@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,10 +45,20 @@ NATIVE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 ANONYMIZED_KEYS = [k for k in planting.SOURCES if k != "sc-jpeg"]  # sc-jpeg: a secondary capture, refused
 
 
+def version(text: str) -> tuple[int, ...]:
+    """(20, 19, 0) from "v20.19.0" or ">=20.19.0"."""
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
 def node_modules(cache_root: Path) -> Path:
     """A node_modules folder holding the locked packages: the developer's own, or `npm ci` into the cache."""
-    if shutil.which("node") is None:
+    node = shutil.which("node")
+    if node is None:
         pytest.skip("interop with node-soap needs node on PATH (not found)")
+    needed = json.loads((NODE_DIR / "package-lock.json").read_text())["packages"]["node_modules/soap"]["engines"]["node"]
+    have = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+    if version(have) < version(needed):
+        pytest.skip(f"the locked node-soap needs node {needed}; this node is {have}")
     local = NODE_DIR / "node_modules"
     if (local / "soap").is_dir():
         return local
@@ -58,7 +69,8 @@ def node_modules(cache_root: Path) -> Path:
     target = cache_root / hashlib.sha256(lock).hexdigest()[:16]
     if (target / "node_modules" / "soap").is_dir():
         return target / "node_modules"
-    shutil.rmtree(target, ignore_errors=True)
+    for stale in cache_root.iterdir():  # installs for earlier lock files
+        shutil.rmtree(stale, ignore_errors=True)
     target.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):
         shutil.copy(NODE_DIR / name, target / name)
