@@ -69,6 +69,7 @@ def node_modules(cache_root: Path) -> Path:
     target = cache_root / hashlib.sha256(lock).hexdigest()[:16]
     if (target / "node_modules" / "soap").is_dir():
         return target / "node_modules"
+    cache_root.mkdir(parents=True, exist_ok=True)
     for stale in cache_root.iterdir():  # installs for earlier lock files
         shutil.rmtree(stale, ignore_errors=True)
     target.mkdir(parents=True)
