@@ -77,10 +77,12 @@ import org.xml.sax.SAXException;
 public final class WadoWsExample {
 
     static final String USAGE = String.join("\n",
-        "usage: WadoWsExample [--wsdl URL] ENDPOINT COMMAND [OPTIONS] STUDY/SERIES/SOP...",
-        "       WadoWsExample [--wsdl URL] ENDPOINT batch FILE",
+        "usage: WadoWsExample [--wsdl URL] [--user NAME] ENDPOINT COMMAND [OPTIONS] STUDY/SERIES/SOP...",
+        "       WadoWsExample [--wsdl URL] [--user NAME] ENDPOINT batch FILE",
         "",
-        "ENDPOINT  the server's endpoint, e.g. http://127.0.0.1:8080/wado-ws (the WSDL is read from ENDPOINT?wsdl)",
+        "ENDPOINT  the server's endpoint, e.g. http://127.0.0.1:8080/wado-ws (the WSDL is read from ENDPOINT?wsdl",
+        "          unless --wsdl names another copy)",
+        "--user    authenticate with HTTP Basic as NAME; the password comes from WADOWS_PASSWORD or a prompt",
         "COMMAND   retrieve  RetrieveImagingDocumentSet (IHE RAD-69): the DICOM objects, <uid>.dcm",
         "          render    RetrieveRenderedImagingDocumentSet: rendered images, <sop>.<ext>",
         "          metadata  RetrieveImagingDocumentSetInformation: XPath answers, <sop>.<n>.xml",
@@ -106,6 +108,8 @@ public final class WadoWsExample {
 
     private final ImagingDocumentSource service;
     private final String endpoint;
+    private String user;
+    private String password;
     private final HeaderHandler headers = new HeaderHandler();
     private ImagingDocumentSourcePortType plainPort;
     private ImagingDocumentSourcePortType handledPort;
@@ -147,6 +151,10 @@ public final class WadoWsExample {
         context.put(BindingProvider.ENDPOINT_ADDRESS_PROPERTY, endpoint);
         context.put("com.sun.xml.ws.connect.timeout", 10_000);
         context.put("com.sun.xml.ws.request.timeout", 300_000);
+        if (user != null) {
+            context.put(BindingProvider.USERNAME_PROPERTY, user);
+            context.put(BindingProvider.PASSWORD_PROPERTY, password);
+        }
         return p;
     }
 
@@ -208,19 +216,33 @@ public final class WadoWsExample {
 
     public static void main(String[] args) {
         List<String> rest = new ArrayList<>(List.of(args));
-        String wsdl = null;
-        if (rest.size() >= 2 && rest.get(0).equals("--wsdl")) {
-            wsdl = rest.remove(1);
-            rest.remove(0);
+        if (rest.contains("--help") || rest.contains("-h")) {
+            System.out.println(USAGE);
+            System.exit(0);
         }
-        if (rest.size() < 2 || rest.contains("--help") || rest.contains("-h")) {
+        String wsdl = null;
+        String user = null;
+        while (rest.size() >= 2 && (rest.get(0).equals("--wsdl") || rest.get(0).equals("--user"))) {
+            String option = rest.remove(0);
+            String value = rest.remove(0);
+            if (option.equals("--wsdl")) {
+                wsdl = value;
+            } else {
+                user = value;
+            }
+        }
+        if (rest.size() < 2) {
             System.err.println(USAGE);
-            System.exit(rest.contains("--help") || rest.contains("-h") ? 0 : 2);
+            System.exit(2);
         }
         String endpoint = rest.remove(0);
         int failures;
         try {
             WadoWsExample client = new WadoWsExample(endpoint, wsdl != null ? wsdl : endpoint + "?wsdl");
+            if (user != null) {
+                client.user = user;
+                client.password = password(user);
+            }
             if (rest.get(0).equals("batch")) {
                 if (rest.size() != 2) {
                     throw new UsageError("batch takes one FILE");
@@ -239,6 +261,21 @@ public final class WadoWsExample {
             return;
         }
         System.exit(failures == 0 ? 0 : 1);
+    }
+
+    static String password(String user) {
+        String fromEnvironment = System.getenv("WADOWS_PASSWORD");
+        if (fromEnvironment != null) {
+            return fromEnvironment;
+        }
+        if (System.console() == null) {
+            throw new UsageError("--user needs WADOWS_PASSWORD when there is no terminal to ask on");
+        }
+        char[] typed = System.console().readPassword("password for %s: ", user);
+        if (typed == null) {
+            throw new UsageError("no password");
+        }
+        return new String(typed);
     }
 
     /** Runs every command of the file; returns how many failed (a fault, an I/O error or a usage error). */
