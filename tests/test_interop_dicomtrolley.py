@@ -18,6 +18,8 @@ Skipped only when dicomtrolley cannot be imported.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pydicom
 import pytest
@@ -58,7 +60,7 @@ def world(store_dir, sample, crlf, tmp_path_factory):
                            ["--unauthenticated", "full", "--repository-uid", repository])
     session = requests.Session()
     session.trust_env = False  # loopback only, whatever proxy the environment names
-    yield {"server": server, "session": session, "store": store_dir, "sample": sample, "crlf": crlf, "syntaxes": syntaxes,
+    yield {"server": server, "session": session, "sample": sample, "crlf": crlf, "syntaxes": syntaxes,
            "repository": repository}
     session.close()
     server.stop()
@@ -157,7 +159,9 @@ def test_errors_in_an_mtom_answer_are_dropped_by_dicomtrolley_without_an_excepti
     rad69 = Rad69(world["session"], world["server"].endpoint)
     assert [ds.SOPInstanceUID for ds in rad69.datasets([reference(row), reference(unknown)])] == [row["sop_instance_uid"]]
 
-    other = ServerProcess(world["store"], tmp_path / "data", tmp_path / "server.log", ["--unauthenticated", "full"])
+    (tmp_path / "store").mkdir()
+    shutil.copy(row["path"], tmp_path / "store" / "one.dcm")
+    other = ServerProcess(tmp_path / "store", tmp_path / "data", tmp_path / "server.log", ["--unauthenticated", "full"])
     try:
         assert other.health()["repositoryUniqueId"] != world["repository"]
         elsewhere = Rad69(world["session"], other.endpoint)
