@@ -2,7 +2,8 @@
 
 A real `wadows serve` (2 workers, 4 threads each) over 20 synthetic 5 MB instances; 100 whole-study requests,
 plain and anonymized mixed, whose clients read a few KB of the streamed answer and then close the socket (10 at
-a time: more than the server has threads). Afterwards the master and the workers (the same processes: none may
+a time: more than the server has threads), after a warm-up in which every worker started its prepare-ahead
+helper. Afterwards the master and the workers (the same processes: none may
 have died and been replaced, which would hide a leak) hold no file of the store, no more sockets, pipes or other
 descriptors than before (a constant SLACK of 2 per process), index descriptors only as the per-thread SQLite
 connections explain (see FDS_PER_THREAD), and no more threads than the configured pool; and the server still
@@ -159,6 +160,19 @@ def _problems(before: dict, after: dict, store: Path) -> list[str]:
     return problems
 
 
+def _start_every_helper(server: ServerProcess, anonymized: bytes) -> None:
+    """A worker starts its prepare-ahead helper (wadows.wado.prepare_ahead: a fork server, a helper, the pipes
+    to them) on its first large anonymized request and keeps it: part of the warm-up, for every worker."""
+    for _ in range(20):
+        workers = psutil.Process(server.process.pid).children()
+        if all(any(helper.children() for helper in worker.children() if "forkserver" in " ".join(helper.cmdline()))
+               for worker in workers):
+            return
+        with ThreadPoolExecutor(WORKERS * 2) as pool:
+            list(pool.map(lambda _: _read_whole(server, anonymized), range(WORKERS * 2)))
+    raise AssertionError("the workers did not all start their prepare-ahead helper")
+
+
 def _describe(snapshot: dict, store: Path) -> str:
     return "; ".join(f"{p['role']} {pid}: {p['threads']} threads, descriptors "
                      f"{dict(Counter(_kind(t, store) for t in p['fds']))}" for pid, p in snapshot.items())
@@ -220,6 +234,7 @@ def test_abandoned_downloads_leave_no_descriptors_or_threads(big_server):
         assert (status, registry, parts) == (200, "Success", INSTANCES + 1), name
         assert size > INSTANCES * ROWS * COLUMNS * 2
         expected[name] = size
+    _start_every_helper(server, anonymized)
     time.sleep(0.5)
     before = _snapshot(server)
 

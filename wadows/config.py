@@ -23,6 +23,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_request_bytes": 10 * 1024 * 1024,
         "max_xml_depth": 64,
         "max_documents": 10_000,
+        "prepare_ahead": True,     # a helper process per worker prepares half of a large anonymized request
     },
     "store": {
         "folder": "",

@@ -15,6 +15,7 @@ from wadows.policy.users import UsersFile
 from wadows.soap.endpoint import Limits
 from wadows.store.dicomweb import DicomWebStore
 from wadows.store.folder import FolderStore, index_folder
+from wadows.wado.prepare_ahead import PrepareAhead
 from wadows.wado.source import ImagingDocumentSource
 
 INDEX_NAME = "index.sqlite3"
@@ -51,6 +52,8 @@ def build_app(conf: cfg.Config, folder: Path | None, data_dir: Path, repository_
         deidentifier=build_deidentifier(conf, data_dir),
         max_documents=conf.get("server", "max_documents"),
     )
+    if conf.get("server", "prepare_ahead") and source.deidentifier is not None and isinstance(store, FolderStore):
+        source.prepare_ahead = PrepareAhead(source.deidentifier, store)
     limits = Limits(max_request_bytes=conf.get("server", "max_request_bytes"),
                     max_xml_depth=conf.get("server", "max_xml_depth"))
     app = WadowsApp(source, limits, public_url=conf.get("server", "public_url"),

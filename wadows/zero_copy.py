@@ -20,26 +20,46 @@ from wadows.wado.messages import FileSpan
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+COALESCE_LIMIT = 64 << 10  # bytes held back to be written together
 
 
 def wire_bytes(items: Iterable[bytes | FileSpan], environ: dict, length_framed: bool) -> Iterator[bytes]:
     """The response body as the WSGI server wants it (bytes only), sending spans itself where it can."""
     sock = _sendfile_socket(environ) if length_framed else None
+    if sock is None:
+        for item in items:
+            if isinstance(item, FileSpan):
+                yield from _read(item)
+            else:
+                yield item
+        return
+    # gunicorn writes each item with its own send(2): the small pieces between two spans (a part's MIME
+    # headers, a de-identified head) are joined into one write, which also keeps them in one TCP segment.
+    pending: list[bytes] = []
+    pending_size = 0
     headers_out = False
     for item in items:
         if not isinstance(item, FileSpan):
-            headers_out = True  # written by gunicorn before it asks for the next item
-            yield item
+            pending.append(item)
+            pending_size += len(item)
+            if pending_size >= COALESCE_LIMIT:
+                yield b"".join(pending)
+                pending, pending_size, headers_out = [], 0, True
         elif not item.count:
             continue
-        elif sock is None or not _has_fileno(item.fp):
+        elif not _has_fileno(item.fp):
+            if pending:
+                yield b"".join(pending)
+                pending, pending_size, headers_out = [], 0, True
             yield from _read(item)
         else:
-            if not headers_out:
-                yield b""  # gunicorn writes the status line and the headers with its first write
-                headers_out = True
+            if pending or not headers_out:
+                yield b"".join(pending)  # b"" first: gunicorn writes the status line and headers with it
+                pending, pending_size, headers_out = [], 0, True
             if sock.sendfile(item.fp, item.offset, item.count) != item.count:
                 raise _short()
+    if pending:
+        yield b"".join(pending)
 
 
 def _read(span: FileSpan) -> Iterator[bytes]:

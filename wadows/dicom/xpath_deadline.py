@@ -64,10 +64,9 @@ def evaluate_with_deadline(
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    context = multiprocessing.get_context("forkserver")
-    # Preload what a child needs, and not "__main__": the server's own entry point must not run again.
-    context.set_forkserver_preload(["lxml.etree", "wadows.dicom.native_xpath"])
-    return context
+    from wadows import forkserver  # the preload list (lxml, native_xpath) is kept there
+
+    return forkserver.context()
 
 
 def _evaluate_in_child(sender: Connection, model_xml: bytes, expression: str, max_result_bytes: int) -> None:

@@ -18,7 +18,7 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from wadows.deid import Deidentifier, Plan, Refusal
 from wadows.deid.walk_by_difference import changed_outputs
@@ -29,6 +29,9 @@ from wadows.store.file_identity import file_identity
 from wadows.wado import codes
 from wadows.wado.messages import Body, DocumentRef, DocumentResult, FileSpan
 from wadows.wado.rejected import Rejected
+
+if TYPE_CHECKING:
+    from wadows.wado.prepare_ahead import ReadyCopy
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +52,18 @@ class HeaderBudget:
 
 
 def anonymized_result(source, ref: DocumentRef, record: InstanceRecord, accepted: tuple[str, ...],
-                      repository_uid: str, budget: HeaderBudget) -> DocumentResult:
+                      repository_uid: str, budget: HeaderBudget, ready: "ReadyCopy | None" = None) -> DocumentResult:
+    """`ready`: the same document prepared by the prepare-ahead helper (used when it is of this very file)."""
     deidentifier = source.deidentifier
     if deidentifier is None:
         raise Rejected(codes.ANONYMIZE_NOT_SUPPORTED, "This server is not configured to anonymize")
-    with source.store.open(record) as fp:
-        identity = file_identity(fp)
-        prepared = _prepare_by_difference(deidentifier, fp, record, accepted) if identity is not None else None
-        if prepared is None:
-            prepared = _prepare_from_scratch(deidentifier, fp, record, accepted, identity is not None)
-    plan, target, copy = prepared
-    promised = plan.new_sop_instance_uid
+    if ready is not None and ready.locator == record.locator:
+        identity, promised, target, copy = ready.identity, ready.new_sop_instance_uid, ready.target, ready.copy
+    else:
+        with source.store.open(record) as fp:
+            identity = file_identity(fp)
+            plan, target, copy = prepare_copy(deidentifier, fp, record, accepted, copyable=identity is not None)
+        promised = plan.new_sop_instance_uid
     if copy is not None and not budget.take(len(copy.head)):
         copy = None
     if copy is not None:
@@ -69,6 +73,14 @@ def anonymized_result(source, ref: DocumentRef, record: InstanceRecord, accepted
     # An object de-identified earlier keeps its SOP Instance UID: then there is no new one to report.
     new_uid = promised if promised != ref.document_uid else None
     return DocumentResult(ref=ref, repository_uid=repository_uid, body=body, new_document_uid=new_uid)
+
+
+def prepare_copy(deidentifier: Deidentifier, fp: BinaryIO, record: InstanceRecord, accepted: tuple[str, ...],
+                 copyable: bool = True) -> "_Prepared":
+    """The plan, the output syntax and (when no pixel edit is needed and the file can be copied from) the head
+    of the anonymized object; Rejected when anonymization refuses it."""
+    prepared = _prepare_by_difference(deidentifier, fp, record, accepted) if copyable else None
+    return prepared or _prepare_from_scratch(deidentifier, fp, record, accepted, copyable)
 
 
 _Prepared = tuple[Plan, str, part10.CopyPlan | None]  # the plan, the output syntax, the head prepared (if any)

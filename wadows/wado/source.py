@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from wadows.deid import Deidentifier
 from wadows.store.base import Store
+
+if TYPE_CHECKING:
+    from wadows.wado.prepare_ahead import PrepareAhead
 
 
 @dataclass
@@ -21,3 +26,4 @@ class ImagingDocumentSource:
     xpath_seconds: float = 5.0             # a metadata XPath running longer is stopped (urn:dicom:wado:0005)
     information_seconds: float = 60.0      # XPath time one metadata request may use in all
     information_bytes: int = 256 << 20     # metadata answers one request may hold before its envelope is written
+    prepare_ahead: "PrepareAhead | None" = None  # a second core for large anonymized RAD-69 requests
