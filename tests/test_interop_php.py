@@ -92,6 +92,8 @@ def world(store_dir, sample, crlf, tmp_path_factory):
          "headers": wsa("urn:dicom:wado:ws:2011:RetrieveImagingDocumentSetInformation")},
         {"name": "rad69-plain", "operation": RETRIEVE, "args": rad69_args([ct]),
          "headers": wsa("urn:ihe:rad:2009:RetrieveImagingDocumentSet")},
+        {"name": "unknown-uid-plain", "operation": RETRIEVE,
+         "args": rad69_args([{**ct, "sop_instance_uid": "1.2.3.4.5.6.7.8.9"}])},
         {"name": "metadata", "client": "mtom", "operation": INFORMATION, "args": information_args([ct], xpaths),
          "headers": wsa("urn:dicom:wado:ws:2011:RetrieveImagingDocumentSetInformation")},
         {"name": "rad69", "client": "mtom", "operation": RETRIEVE, "args": rad69_args(rows),
@@ -152,20 +154,24 @@ def test_php_sends_soap12_with_the_action_and_bodies_our_xsds_accept(world):
 
 
 def test_plain_soapclient_gets_the_mtom_answer_and_cannot_read_it(world):
-    for name in ("metadata-plain", "rad69-plain"):
+    for name in ("metadata-plain", "rad69-plain", "unknown-uid-plain"):
         assert fault(world, name) == {"class": "SoapFault", "faultcode": "Sender", "faultcodens": SOAP12,
                                       "faultstring": "looks like we got no XML document"}
         assert http_status(world, name) == 200
         # what PHP held was the whole, valid answer: a multipart/related message with a SOAP 1.2 root
-        headers = (world["out"] / name / "response-headers.txt").read_text()
-        content_type = next(line.split(":", 1)[1].strip() for line in headers.splitlines()
-                            if line.lower().startswith("content-type:"))
-        mtom = split_mtom(content_type, (world["out"] / name / "response.txt").read_bytes())
+        mtom = held_answer(world, name)
         env = etree.fromstring(mtom.root)
         validate_envelope(env, mtom.parts)
-        assert env.find(f"{{{SOAP12}}}Header").findtext(f"{{{WSA}}}RelatesTo") == MESSAGE_ID
-    mtom_parts = split_mtom(content_type, (world["out"] / "rad69-plain" / "response.txt").read_bytes()).parts
-    assert list(mtom_parts.values()) == [world["ct"]["path"].read_bytes()]
+        if name != "unknown-uid-plain":  # (sent without WS-Addressing)
+            assert env.find(f"{{{SOAP12}}}Header").findtext(f"{{{WSA}}}RelatesTo") == MESSAGE_ID
+    assert list(held_answer(world, "rad69-plain").parts.values()) == [world["ct"]["path"].read_bytes()]
+
+
+def held_answer(world, name: str):
+    headers = (world["out"] / name / "response-headers.txt").read_text()
+    content_type = next(line.split(":", 1)[1].strip() for line in headers.splitlines()
+                        if line.lower().startswith("content-type:"))
+    return split_mtom(content_type, (world["out"] / name / "response.txt").read_bytes())
 
 
 def test_metadata_through_the_xop_aware_subclass(world):
