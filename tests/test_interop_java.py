@@ -7,8 +7,10 @@ the action inside start-info), wsa:Action mustUnderstand="true", a MessageID "uu
 runs every call in one JVM, through a relay that keeps every byte both ways, so the test checks what JAX-WS put
 on the wire as well as what it handed to the program: stored objects byte for byte (one ends in CR LF) and the same
 as wadows.client gets, anonymized objects without any planted value and with new SOP Instance UIDs, rendered
-images and metadata answers equal to what our Python requests get, RegistryErrors, and a request with every
-addressing header mustUnderstand (dcm4che's wadows tool sends that).
+images and metadata answers equal to what our Python requests get, RegistryErrors, requests with every
+addressing header mustUnderstand (dcm4che's wadows tool), with a wsse:Security block (XUA callers) and with chunked
+transfer coding (JAX-WS's streaming option), and a MustUnderstand fault that JAX-WS must see as our fault (with
+required addressing it rejects a fault without wsa:RelatesTo).
 
 The compiled client is cached by a hash of the contract, the Java source and the toolchain (in the virtualenv,
 else under pytest's temporary root), so only the first run pays for wsimport + javac. Skipped, with the reason,
@@ -217,6 +219,7 @@ def http_messages(stream: bytes) -> list[dict]:
         for line in lines:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
+        chunks = 0  # data chunks of a chunked body
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = bytearray()
             while True:
@@ -226,11 +229,12 @@ def http_messages(stream: bytes) -> list[dict]:
                 rest = rest[size + 2:]
                 if size == 0:
                     break
+                chunks += 1
             body = bytes(body)
         else:
             length = int(headers.get("content-length", "0"))
             body, rest = rest[:length], rest[length:]
-        messages.append({"start": start, "headers": headers, "body": body})
+        messages.append({"start": start, "headers": headers, "body": body, "chunks": chunks})
         stream = rest
     return messages
 
@@ -288,6 +292,7 @@ def world(tmp_path_factory):
         "metadata": ["metadata", *xpaths, doc_arg(ct), doc_arg(planted["ct2"])],
         "metadata-anonymized": ["metadata", "--anonymize", "--xpath", "/", doc_arg(planted["ct"])],
         "must-understand-all": ["retrieve", "--must-understand-all", doc_arg(crlf)],
+        "chunked": ["retrieve", "--chunk-size", "128", *syntaxes, doc_arg(ct), doc_arg(mr)],
         "wsse-security": ["retrieve", "--header", WSSE_BLOCK, doc_arg(ct)],  # XUA callers' block: accepted
         "unknown-header": ["retrieve", "--header", UNKNOWN_BLOCK, doc_arg(ct)],  # the one call that faults
     }
@@ -360,7 +365,7 @@ def soap_exchanges(world) -> list[dict]:
         header = envelope.find(f"{{{SOAP12}}}Header")
         reply_type = response["headers"]["content-type"]
         reply = split_mtom(reply_type, response["body"]) if reply_type.startswith("multipart/related") else None
-        out.append({"content_type": content_type, "envelope": envelope, "header": header,
+        out.append({"content_type": content_type, "envelope": envelope, "header": header, "chunks": request["chunks"],
                     "action": header.findtext(f"{{{WSA}}}Action"), "message_id": header.findtext(f"{{{WSA}}}MessageID"),
                     "status": response["start"], "reply": reply, "reply_raw": response["body"],
                     "reply_envelope": etree.fromstring(reply.root if reply else response["body"])})
@@ -373,7 +378,7 @@ def must_understand(element) -> bool:
 
 def test_jaxws_sends_mtom_requests_with_its_own_addressing_that_our_xsds_accept(world):
     exchanges = soap_exchanges(world)
-    assert len(exchanges) == 11
+    assert len(exchanges) == 12
     assert {e["action"] for e in exchanges} == set(ACTIONS)
     for e in exchanges:
         # MTOM-packaged even without attachments; SOAP 1.2 with the action inside start-info
@@ -417,6 +422,14 @@ def test_a_fault_reaches_jaxws_as_the_servers_fault(world):
     header = e["reply_envelope"].find(f"{{{SOAP12}}}Header")
     assert header.findtext(f"{{{WSA}}}Action") == FAULT_ACTION
     assert header.find(f"{{{SOAP12}}}NotUnderstood").get("qname").endswith(":Unknown")
+
+
+def test_a_chunked_request_from_jaxws_is_read(world):
+    [e] = [e for e in soap_exchanges(world) if e["chunks"]]
+    assert e["chunks"] > 5  # 128-byte chunks
+    got = answer(world, "chunked")
+    assert got["status"] == SUCCESS, got["errors"]
+    assert [d["data"] for d in got["documents"]] == [world["ct"]["path"].read_bytes(), world["mr"]["path"].read_bytes()]
 
 
 def test_a_wsse_security_block_marked_mustunderstand_is_accepted(world):

@@ -101,9 +101,11 @@ public final class WadoWsExample {
         "  --xpath XPATH           metadata: an XPath over the PS3.19 model (repeatable; default /)",
         "  --must-understand-all   mark every WS-Addressing header mustUnderstand (as dcm4che's wadows tool does);",
         "                          JAX-WS by itself marks only wsa:Action",
-        "  --header XML            add this header block to the SOAP header (repeatable), e.g. a wsse:Security");
+        "  --header XML            add this header block to the SOAP header (repeatable), e.g. a wsse:Security",
+        "  --chunk-size N          send the request with chunked transfer coding, N-byte chunks");
 
     static final String WSA = "http://www.w3.org/2005/08/addressing";
+    static final String CHUNK_SIZE = "com.sun.xml.ws.transport.http.client.streaming.chunk.size";
     static final Pattern UID = Pattern.compile("[0-9]+(\\.[0-9]+)*");
 
     private final ImagingDocumentSource service;
@@ -124,23 +126,33 @@ public final class WadoWsExample {
      * JAX-WS build the message through SAAJ, so only those commands get the port with the handler.
      */
     ImagingDocumentSourcePortType port(Options o) {
+        ImagingDocumentSourcePortType p;
         if (!o.mustUnderstandAll && o.headers.isEmpty()) {
             if (plainPort == null) {
                 plainPort = newPort();
             }
-            return plainPort;
+            p = plainPort;
+        } else {
+            if (handledPort == null) {
+                handledPort = newPort();
+                BindingProvider provider = (BindingProvider) handledPort;
+                @SuppressWarnings("rawtypes")  // the JAX-WS API itself hands out raw Handler lists
+                List<Handler> chain = new ArrayList<>(provider.getBinding().getHandlerChain());
+                chain.add(headers);
+                provider.getBinding().setHandlerChain(chain);
+            }
+            headers.mustUnderstandAll = o.mustUnderstandAll;
+            headers.extra = o.headers;
+            p = handledPort;
         }
-        if (handledPort == null) {
-            handledPort = newPort();
-            BindingProvider provider = (BindingProvider) handledPort;
-            @SuppressWarnings("rawtypes")  // the JAX-WS API itself hands out raw Handler lists
-            List<Handler> chain = new ArrayList<>(provider.getBinding().getHandlerChain());
-            chain.add(headers);
-            provider.getBinding().setHandlerChain(chain);
+        // JAX-WS streams the request with chunked transfer coding when given a chunk size (large requests).
+        Map<String, Object> context = ((BindingProvider) p).getRequestContext();
+        if (o.chunkSize != null) {
+            context.put(CHUNK_SIZE, Integer.valueOf(o.chunkSize));
+        } else {
+            context.remove(CHUNK_SIZE);
         }
-        headers.mustUnderstandAll = o.mustUnderstandAll;
-        headers.extra = o.headers;
-        return handledPort;
+        return p;
     }
 
     private ImagingDocumentSourcePortType newPort() {
@@ -433,7 +445,8 @@ public final class WadoWsExample {
     // ---- RetrieveImagingDocumentSetInformation (metadata) ----
 
     void metadata(Options o, Answer answer) throws IOException {
-        RetrieveImagingDocumentSetInformationRequestType request = new RetrieveImagingDocumentSetInformationRequestType();
+        RetrieveImagingDocumentSetInformationRequestType request =
+            new RetrieveImagingDocumentSetInformationRequestType();
         for (Map.Entry<String, Map<String, List<String>>> study : o.studies().entrySet()) {
             InformationStudyRequestType studyRequest = new InformationStudyRequestType();
             studyRequest.setStudyInstanceUID(study.getKey());
@@ -493,7 +506,7 @@ public final class WadoWsExample {
         Path out = Paths.get(".");
         boolean anonymize, mustUnderstandAll;
         final List<String> headers = new ArrayList<>();
-        String repository, frame, rows, columns, windowCenter, windowWidth, quality, annotation;
+        String repository, frame, rows, columns, windowCenter, windowWidth, quality, annotation, chunkSize;
         final List<String> transferSyntaxes = new ArrayList<>();
         final List<String> contentTypes = new ArrayList<>();
         final List<String> xpaths = new ArrayList<>();
@@ -530,6 +543,7 @@ public final class WadoWsExample {
                         case "--annotation": o.annotation = value; break;
                         case "--xpath": o.xpaths.add(value); break;
                         case "--header": o.headers.add(value); break;
+                        case "--chunk-size": o.chunkSize = value; break;
                         default: throw new UsageError("unknown option " + arg);
                     }
                     continue;
@@ -566,7 +580,8 @@ public final class WadoWsExample {
             line("status", registry.getStatus());
             if (registry.getRegistryErrorList() != null) {
                 for (RegistryErrorType error : registry.getRegistryErrorList().getRegistryError()) {
-                    line("error", error.getErrorCode(), error.getLocation(), error.getSeverity(), error.getCodeContext());
+                    line("error", error.getErrorCode(), error.getLocation(), error.getSeverity(),
+                         error.getCodeContext());
                 }
             }
         }
