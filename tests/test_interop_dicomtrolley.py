@@ -47,7 +47,8 @@ def dicomtrolley_request(instances) -> etree._Element:
 
 
 def reference(row) -> InstanceReference:
-    return InstanceReference(study_uid=row["study_uid"], series_uid=row["series_uid"], instance_uid=row["sop_instance_uid"])
+    return InstanceReference(study_uid=row["study_uid"], series_uid=row["series_uid"],
+                             instance_uid=row["sop_instance_uid"])
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,8 @@ def test_trolley_finds_a_study_through_qido_rs_and_fetches_it_through_rad69(worl
                       downloader=Rad69(world["session"], world["server"].endpoint))
     studies = trolley.find_studies(RelationalQuery(StudyInstanceUID=study_uid, query_level=QueryLevels.INSTANCE))
     assert [s.uid for s in studies] == [study_uid]
-    assert sorted(i.uid for se in studies[0].series for i in se.instances) == sorted(r["sop_instance_uid"] for r in study_rows)
+    found = sorted(instance.uid for series in studies[0].series for instance in series.instances)
+    assert found == sorted(r["sop_instance_uid"] for r in study_rows)
     assert_all_as_stored(trolley.fetch_all_datasets(studies), study_rows, world["syntaxes"])
 
 
@@ -157,7 +159,8 @@ def test_errors_in_an_mtom_answer_are_dropped_by_dicomtrolley_without_an_excepti
     row = world["sample"][0]
     unknown = {**row, "sop_instance_uid": "1.2.3.4.5.6.7.8.9"}
     rad69 = Rad69(world["session"], world["server"].endpoint)
-    assert [ds.SOPInstanceUID for ds in rad69.datasets([reference(row), reference(unknown)])] == [row["sop_instance_uid"]]
+    got = [ds.SOPInstanceUID for ds in rad69.datasets([reference(row), reference(unknown)])]
+    assert got == [row["sop_instance_uid"]]
 
     (tmp_path / "store").mkdir()
     shutil.copy(row["path"], tmp_path / "store" / "one.dcm")

@@ -98,14 +98,17 @@ def world(store_dir, sample, crlf, tmp_path_factory):
          "headers": wsa("urn:dicom:wado:ws:2011:RetrieveImagingDocumentSetInformation")},
         {"name": "rad69", "client": "mtom", "operation": RETRIEVE, "args": rad69_args(rows),
          "headers": wsa("urn:ihe:rad:2009:RetrieveImagingDocumentSet")},
-        {"name": "rad69-anonymized", "client": "mtom", "operation": RETRIEVE, "args": rad69_args([ct], Anonymize="yes")},
+        {"name": "rad69-anonymized", "client": "mtom", "operation": RETRIEVE,
+         "args": rad69_args([ct], Anonymize="yes")},
         {"name": "unknown-uid", "client": "mtom", "operation": RETRIEVE,
          "args": rad69_args([{**ct, "sop_instance_uid": "1.2.3.4.5.6.7.8.9"}])},
         {"name": "bad-anonymize", "client": "mtom", "operation": RETRIEVE, "args": rad69_args([ct], Anonymize="maybe")},
         {"name": "must-understand", "operation": RETRIEVE, "args": rad69_args([ct]),
-         "headers": [f'<x:Unknown xmlns:x="urn:example:unknown" xmlns:env="{SOAP12}" env:mustUnderstand="true">x</x:Unknown>']},
+         "headers": [f'<x:Unknown xmlns:x="urn:example:unknown" xmlns:env="{SOAP12}" '
+                     f'env:mustUnderstand="true">x</x:Unknown>']},
         {"name": "reply-to", "operation": RETRIEVE, "args": rad69_args([ct]),
-         "headers": [f'<wsa:ReplyTo xmlns:wsa="{WSA}"><wsa:Address>http://example.org/elsewhere</wsa:Address></wsa:ReplyTo>']},
+         "headers": [f'<wsa:ReplyTo xmlns:wsa="{WSA}">'
+                     f'<wsa:Address>http://example.org/elsewhere</wsa:Address></wsa:ReplyTo>']},
     ]
     out = root / "out"
     job = root / "job.json"
@@ -139,7 +142,8 @@ def errors_of(answer: dict) -> list[dict]:
 def test_our_wsdl_as_served_is_refused_for_its_required_addressing_extension(world):
     wsdl = json.loads((world["out"] / "wsdl.json").read_text())
     assert wsdl == {"loaded": False, "faultcode": "WSDL", "faultstring":
-                    "SOAP-ERROR: Parsing WSDL: Unknown required WSDL extension 'http://www.w3.org/2006/05/addressing/wsdl'"}
+                    "SOAP-ERROR: Parsing WSDL: Unknown required WSDL extension "
+                    "'http://www.w3.org/2006/05/addressing/wsdl'"}
 
 
 def test_php_sends_soap12_with_the_action_and_bodies_our_xsds_accept(world):

@@ -60,8 +60,9 @@ def suds_client(server) -> tuple[Client, RecordingTransport]:
 
 def retrieve_with_suds(client, row):
     return client.service.ImagingDocumentSource_RetrieveImagingDocumentSet(
-        StudyRequest=[{"_studyInstanceUID": row["study_uid"], "SeriesRequest": [
-            {"_seriesInstanceUID": row["series_uid"], "DocumentRequest": [{"DocumentUniqueId": row["sop_instance_uid"]}]}]}],
+        StudyRequest=[{"_studyInstanceUID": row["study_uid"], "SeriesRequest": [{
+            "_seriesInstanceUID": row["series_uid"],
+            "DocumentRequest": [{"DocumentUniqueId": row["sop_instance_uid"]}]}]}],
         TransferSyntaxUIDList={"TransferSyntaxUID": [EXPLICIT_LE]})
 
 
