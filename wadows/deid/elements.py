@@ -2,7 +2,8 @@
 
 pydicom converts a raw element the first time it is read through ``ds[tag]`` and stores the result in
 the dataset; the de-identifier promises not to touch its input, and most elements never need their
-value at all, so values are converted on the side and only when asked for.
+value at all, so values are converted on the side and only when asked for, by
+:mod:`wadows.dicom.element_values` (an element pydicom cannot convert is a DicomReadError).
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from pydicom.datadict import DicomDictionary, mask_match, RepeatersDictionary
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+
+from wadows.dicom.element_values import converted, value_of
+
+__all__ = ["converted", "dictionary_vr", "int_value", "raw_ascii", "text_of", "text_value", "value_of", "vr_of"]
 
 _VR_CACHE: dict[int, str] = {}
 
@@ -37,20 +42,6 @@ def vr_of(tag: int, elem: DataElement | RawDataElement) -> str:
     if vr is None or vr == "UN":
         return dictionary_vr(tag) if not (tag >> 16) & 1 else (vr or "UN")
     return vr.split(" or ")[0]
-
-
-def converted(ds: Dataset, elem: DataElement | RawDataElement) -> DataElement:
-    if isinstance(elem, RawDataElement):
-        return convert_raw_data_element(elem, encoding=ds._character_set, ds=ds)
-    return elem
-
-
-def value_of(ds: Dataset, tag: int, default: Any = None) -> Any:
-    elem = ds.get_item(tag)
-    if elem is None:
-        return default
-    value = converted(ds, elem).value
-    return default if value is None else value
 
 
 def text_of(value: Any) -> str:

@@ -27,10 +27,10 @@ from wadows.deid.pixels import (ImageGeometry, PixelEdit, PixelEditError, PixelR
 from wadows.deid.private import PrivatePolicy, read_declarations
 from wadows.deid.profile import Profile
 from wadows.deid.table import load_table
-from wadows.deid.uids import UidMapper
+from wadows.deid.uids import UidMapper, is_uid_text, is_valid_uid
 from wadows.deid.walker import Walker, WalkState
 
-SOP_INSTANCE_UID = 0x00080018
+SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
 STUDY_INSTANCE_UID = 0x0020000D
 PATIENT_ID = 0x00100020
 MODALITY = 0x00080060
@@ -86,8 +86,14 @@ class Deidentifier:
         sop_instance_uid = text_value(header, SOP_INSTANCE_UID)
         if not sop_instance_uid:
             raise Refusal("the object has no SOP Instance UID")
+        sop_class_uid = text_value(header, SOP_CLASS_UID)
+        if sop_class_uid and not is_valid_uid(sop_class_uid):
+            # The walk would drop it (text could follow the digits), and without it there is no Part 10 file.
+            raise Refusal("the SOP Class UID is not a valid UID")
         already = is_already_deidentified(header)
         keep_uids = self.profile.retain_uids or already
+        if keep_uids and not is_uid_text(sop_instance_uid):
+            raise Refusal("the SOP Instance UID to keep is not a UID")
         pixel_edit, rule = self._plan_pixels(header)
         return Plan(
             new_sop_instance_uid=sop_instance_uid if keep_uids else self._uids.map(sop_instance_uid),
@@ -104,7 +110,7 @@ class Deidentifier:
         policy = PrivatePolicy(read_declarations(header)) if self._walker.retain_private else None
         state = WalkState(plan.keep_uids, plan.date_shift_days, policy, lambda: self._pseudonym(header))
         out = self._walker.dataset(header, state)
-        out.file_meta = self._walker.file_meta(header, plan.new_sop_instance_uid, state)
+        out.file_meta = self._walker.file_meta(header, out, plan.new_sop_instance_uid, state)
         add_markers(out, header, self.profile, self.edition, plan.already_deidentified, plan.pixels_cleaned)
         return out
 

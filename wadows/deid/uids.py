@@ -9,17 +9,32 @@ digits, so a new UID is at most 44 characters.
 from __future__ import annotations
 
 import hmac
+import re
 
 WELL_KNOWN_PREFIX = "1.2.840.10008."   # everything the standard itself defines (classes, syntaxes, DCM ...)
 _NUL_SPACE = "\0 "
+_UID_TEXT = re.compile(r"[0-9.]+")
+_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")  # PS3.5 9.1
+
+
+def is_valid_uid(uid: str) -> bool:
+    """Digits in dot-separated components without leading zeros, at most 64 characters."""
+    return len(uid) <= 64 and _UID.fullmatch(uid) is not None
+
+
+def is_uid_text(uid: str) -> bool:
+    """Only what UIDs are made of (digits and dots, at most 64): text cannot hide in it."""
+    return len(uid) <= 64 and _UID_TEXT.fullmatch(uid) is not None
 
 
 def is_well_known(uid: str) -> bool:
-    return uid.startswith(WELL_KNOWN_PREFIX)
+    """Defined by the standard: under its root, and a valid UID (text after the root is no class, it is text)."""
+    return uid.startswith(WELL_KNOWN_PREFIX) and is_valid_uid(uid)
 
 
 class UidMapper:
-    """Maps instance UIDs to their keyed replacement; well-known UIDs map to themselves."""
+    """Maps instance UIDs to their keyed replacement; well-known UIDs map to themselves (one that only looks
+    well known, its root followed by anything but a valid UID, is remapped like any other value)."""
 
     __slots__ = ("_key",)
 
@@ -30,7 +45,7 @@ class UidMapper:
 
     def map(self, uid: str) -> str:
         uid = uid.strip(_NUL_SPACE)
-        if not uid or uid.startswith(WELL_KNOWN_PREFIX):
+        if not uid or is_well_known(uid):
             return uid
         digest = hmac.digest(self._key, uid.encode("utf-8", "surrogateescape"), "sha256")
         return "2.25." + str(int.from_bytes(digest[:16], "big"))

@@ -22,13 +22,15 @@ What each action does to a value:
 * U: the keyed UID (:mod:`wadows.deid.uids`), for every value of a multi-valued UI.
 * K: unchanged; a sequence under K is kept and its items cleaned.
 
+An original value stays only when it is well formed for its VR (:mod:`wadows.deid.well_formed`: malformed bytes
+can carry anything), and an element whose VR is not a DICOM VR never does.
+
 Elements that stay as they were are copied in their encoded form, never decoded; new datasets are
 built from plain dicts (``Dataset(dict)``), which is much cheaper than one ``__setitem__`` per element.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from pydicom import config
@@ -48,6 +50,7 @@ from wadows.deid.elements import converted, dictionary_vr, raw_ascii, text_of, t
 from wadows.deid.private import PRIVATE_CHARACTERISTICS, PrivatePolicy
 from wadows.deid.profile import Profile
 from wadows.deid.uids import UidMapper
+from wadows.deid.well_formed import VRS, well_formed
 
 PATIENT_ID = 0x00100020
 SOP_CLASS_UID = 0x00080016
@@ -117,15 +120,16 @@ class Walker:
         """The de-identified copy of a top-level dataset (without file meta)."""
         return self._walk(src, NORMAL, state)
 
-    def file_meta(self, header: Dataset, new_sop_instance_uid: str, state: WalkState) -> FileMetaDataset:
-        """The de-identified file meta, completed so that the object can be written as Part 10."""
+    def file_meta(self, header: Dataset, out: Dataset, new_sop_instance_uid: str, state: WalkState) -> FileMetaDataset:
+        """The de-identified file meta of `header`, completed from `out` (its de-identified data set) so that the
+        object can be written as Part 10."""
         original = getattr(header, "file_meta", None)
         kept = self._walk_elements(original, NORMAL, state) if original is not None else {}
         if TRANSFER_SYNTAX_UID not in kept:
             implicit, little = header.original_encoding
             kept[BaseTag(TRANSFER_SYNTAX_UID)] = _element(
                 TRANSFER_SYNTAX_UID, "UI", ImplicitVRLittleEndian if implicit and little else ExplicitVRLittleEndian)
-        sop_class = text_value(header, SOP_CLASS_UID)
+        sop_class = text_value(out, SOP_CLASS_UID)  # as kept: the original may have been dropped as malformed
         if sop_class and MEDIA_STORAGE_SOP_CLASS_UID not in kept:
             kept[BaseTag(MEDIA_STORAGE_SOP_CLASS_UID)] = _element(MEDIA_STORAGE_SOP_CLASS_UID, "UI", sop_class)
         kept[BaseTag(MEDIA_STORAGE_SOP_INSTANCE_UID)] = _element(
@@ -214,12 +218,14 @@ class Walker:
     def _act(self, out: dict, src: Dataset, tag: int, elem: DataElement | RawDataElement, vr: str,
              action: Action, mode: int, state: WalkState) -> None:
         op = action.op
+        if vr not in VRS:
+            return  # not a DICOM VR: nothing says what its bytes are, and no writer could write a replacement
         if op == Op.KEEP:
             if vr == "SQ":
                 out[tag] = self._sequence(src, tag, elem, mode, state)
-            elif _well_formed(vr, elem):
+            elif well_formed(src, tag, vr, elem, uid_syntax=True):
                 out[tag] = elem
-            # else: a value that does not fit its VR (9 bytes of text in a US) could carry anything: dropped
+            # else: a value that does not fit its VR (a name in a US, text after a class UID) could carry anything
         elif op == Op.REMOVE:
             return
         elif op == Op.EMPTY:
@@ -236,12 +242,14 @@ class Walker:
             else:
                 out[tag] = dummy_element(tag, vr, _length(elem))
         elif op == Op.UID:
-            if state.keep_uids or _is_empty(elem):
+            if _is_empty(elem):
                 out[tag] = elem
-            elif vr in ("UI", "UN"):
-                out[tag] = text_element(tag, "UI", self._uids.map_multi(raw_ascii(elem) or ""))
-            else:
+            elif vr not in ("UI", "UN"):
                 out[tag] = dummy_element(tag, vr, _length(elem))  # a UID row holding something else
+            elif not state.keep_uids:
+                out[tag] = text_element(tag, "UI", self._uids.map_multi(raw_ascii(elem) or ""))
+            elif well_formed(src, tag, "UI", elem):
+                out[tag] = elem  # retained as they are, when they are UIDs at all
         elif op == Op.CLEAN:
             self._clean(out, src, tag, elem, vr, action, mode, state)
 
@@ -253,18 +261,21 @@ class Walker:
         if vr in _DATE_VRS and state.shift_days is not None:
             text = raw_ascii(elem)
             if not text or vr == "TM":
-                out[tag] = elem  # empty, or a time of day: a whole-day shift leaves it as it is
-                return
-            shifted = shift_da(text, state.shift_days) if vr == "DA" else shift_dt(text, state.shift_days)
-            if shifted is not None:
-                out[tag] = text_element(tag, vr, shifted)
-                return
+                if well_formed(src, tag, vr, elem):
+                    out[tag] = elem  # empty, or a time of day: a whole-day shift leaves it as it is
+                    return
+            else:
+                shifted = shift_da(text, state.shift_days) if vr == "DA" else shift_dt(text, state.shift_days)
+                if shifted is not None:
+                    out[tag] = text_element(tag, vr, shifted)
+                    return
         elif vr in _CLEANABLE_VRS:
-            if _is_empty(elem) or is_clean(text_of(converted(src, elem).value)):
+            if _is_empty(elem) or (well_formed(src, tag, vr, elem) and is_clean(text_of(converted(src, elem).value))):
                 out[tag] = elem
                 return
         elif vr not in _UNCLEANABLE_VRS:
-            out[tag] = elem  # numbers carry nothing to clean
+            if well_formed(src, tag, vr, elem):
+                out[tag] = elem  # numbers carry nothing to clean
             return
         self._act(out, src, tag, elem, vr, Action(action.fallback), mode, state)
 
@@ -275,7 +286,8 @@ class Walker:
 
     def _private(self, out: dict, src: Dataset, tags: list[int], mode: int, state: WalkState) -> None:
         policy = state.private_policy
-        creators = {tag: text_value(src, tag) for tag in tags if 0x0010 <= (tag & 0xFFFF) <= 0x00FF}
+        creators = {tag: text_value(src, tag) for tag in tags if 0x0010 <= (tag & 0xFFFF) <= 0x00FF
+                    and _well_formed_creator(src, tag)}
         used: set[int] = set()
         for tag in tags:
             element = tag & 0xFFFF
@@ -301,21 +313,10 @@ class Walker:
             out[BaseTag(creator_tag)] = src.get_item(creator_tag)
 
 
-# What a kept value must look like to be kept: the size of binary numbers, the characters of number strings.
-_WORD_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "OW": 2, "OF": 4, "OD": 8, "OL": 4,
-              "OV": 8, "SV": 8, "UV": 8}
-_NUMBER_STRING = {"IS": re.compile(r"[0-9+\- \\]*"), "DS": re.compile(r"[0-9+\-.eE \\]*")}
-
-
-def _well_formed(vr: str, elem: DataElement | RawDataElement) -> bool:
-    """Whether an undecoded value is shaped as its VR says (decoded elements were checked by pydicom)."""
-    if not isinstance(elem, RawDataElement) or elem.value is None:
-        return True
-    size = _WORD_SIZE.get(vr)
-    if size is not None:
-        return len(elem.value) % size == 0
-    pattern = _NUMBER_STRING.get(vr)
-    return pattern is None or pattern.fullmatch(elem.value.decode("latin-1").rstrip("\0 ")) is not None
+def _well_formed_creator(src: Dataset, tag: int) -> bool:
+    # A creator that is not a well-formed LO names no block: the block's elements go with it.
+    elem = src.get_item(tag)
+    return well_formed(src, tag, vr_of(tag, elem), elem)
 
 
 def _element(tag: int, vr: str, value: object) -> DataElement:

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder
-from pydicom.pixels.utils import as_pixel_options
 
 from wadows.dicom import syntaxes
+from wadows.dicom.codec_panics import panics_raised_as_errors
+from wadows.dicom.element_values import whole_number
+from wadows.dicom.image_pixel import pixel_options
 from wadows.dicom.pixel_span import DicomReadError
 
 if TYPE_CHECKING:
@@ -36,8 +38,8 @@ class FrameOutOfRange(FrameReadError, IndexError):
 def frame_count(header: Dataset) -> int:
     """Number of Frames, 1 when absent, empty or unreadable (single-frame objects usually omit it)."""
     try:
-        count = int(header.get("NumberOfFrames") or 1)
-    except (TypeError, ValueError):
+        count = whole_number(header, 0x00280008) or 1
+    except DicomReadError:
         return 1
     return max(count, 1)
 
@@ -62,9 +64,10 @@ def read_frame(source: SourceInstance, index: int, *, keep_unused_bits: bool = F
     if not ts.is_encapsulated:
         options["correct_unused_bits"] = not keep_unused_bits
     try:
-        if source.pixel_data is not None:
-            return _from_file(source, decoder, index, options)
-        return _from_data_set(header, decoder, index, options)
+        with panics_raised_as_errors():
+            if source.pixel_data is not None:
+                return _from_file(source, decoder, index, options)
+            return _from_data_set(header, decoder, index, options)
     except FrameReadError:
         raise
     except Exception as exc:  # codec texts name formats and attribute values, never pixel values
@@ -74,7 +77,7 @@ def read_frame(source: SourceInstance, index: int, *, keep_unused_bits: bool = F
 def _from_file(source: SourceInstance, decoder: Any, index: int, options: dict[str, Any]) -> numpy.ndarray:
     ref = source.pixel_data
     assert ref is not None
-    options = as_pixel_options(source.dataset, **options)
+    options = pixel_options(source.dataset, **options)
     options.update(transfer_syntax_uid=source.transfer_syntax, pixel_keyword="PixelData", pixel_vr=ref.vr)
     source.fp.seek(ref.value_offset)  # the decoder reads from the current position
     arr, _ = decoder.as_array(source.fp, index=index, **options)

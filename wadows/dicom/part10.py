@@ -25,7 +25,9 @@ from pydicom.filereader import read_dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from wadows.dicom import header_writer, syntaxes
+from wadows.dicom.element_values import value_of, whole_number
 from wadows.dicom.file_meta_bytes import file_meta_bytes
+from wadows.dicom.image_pixel import check_described
 from wadows.dicom.pixel_copy import copied_pixel_data
 from wadows.dicom.pixel_recode import recoded_pixel_data
 from wadows.dicom.pixel_span import DicomReadError, PixelDataRef, locate_pixel_data
@@ -38,6 +40,8 @@ __all__ = ["CopyLayout", "CopyPlan", "DicomReadError", "PixelDataRef", "SourceIn
 _PIXEL_DATA = 0x7FE00010
 _FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)
 _PIXEL_DATA_PROVIDER_URL = 0x00287FE0
+_BITS_ALLOCATED = 0x00280100
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 _SOP_CLASS_UID, _SOP_INSTANCE_UID = 0x00080016, 0x00080018
 _NOT_IN_A_DATA_SET = (0x0000, 0x0002)  # command and file meta groups: never written into the data set
 
@@ -78,7 +82,7 @@ def open_source(fp: BinaryIO) -> SourceInstance:
     if stop < file_size:
         tag = _tag_at(fp, stop, bool(little_endian))
         if tag == _PIXEL_DATA:
-            bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
+            bits_allocated = whole_number(ds, _BITS_ALLOCATED) or 16
             pixel_data = locate_pixel_data(fp, stop, file_size, bool(implicit_vr), bool(little_endian), bits_allocated)
             _check_pixel_encoding(pixel_data, ts)
         elif tag in _FLOAT_PIXEL_DATA:
@@ -167,7 +171,7 @@ def _promises_pixel_data(ds: Dataset) -> bool:
     if _PIXEL_DATA_PROVIDER_URL in ds._dict:
         return False
     has_image_pixel_attributes = all(tag in ds._dict for tag in (0x00280010, 0x00280011, 0x00280100))
-    return has_image_pixel_attributes or "Image Storage" in syntaxes.normalize(str(ds.SOPClassUID)).name
+    return has_image_pixel_attributes or "Image Storage" in syntaxes.normalize(str(value_of(ds, _SOP_CLASS_UID))).name
 
 
 def encode(
@@ -197,6 +201,7 @@ def encode(
     if not _has_pixel_data(source):
         pixel_chunks: Iterator[bytes] = iter(())
     elif pixel_edit is None and pixel_bytes_carry_over(source.transfer_syntax, target):
+        _check_described(source)
         pixel_chunks = copied_pixel_data(source, implicit_vr, little_endian, chunk_size)
     else:
         reason = refusal_reason(source.transfer_syntax, target, pixel_edit=True)
@@ -247,7 +252,7 @@ def plan_copy_with_layout(header: Dataset, source: SourceInstance,
                       for tag, (start, end) in meta_spans.items()}
         layout = CopyLayout(source.transfer_syntax, target, implicit_vr, little_endian, dict(meta._dict), head,
                             meta_spans, data_set, tuple(spans), spans)
-    return _with_pixel_range(head + data_set, source.pixel_data, target), layout
+    return _with_pixel_range(head + data_set, source, target), layout
 
 
 def plan_copy_like(layout: CopyLayout, source: SourceInstance,
@@ -260,7 +265,7 @@ def plan_copy_like(layout: CopyLayout, source: SourceInstance,
     head = spliced_head(layout, changes)
     if head is None:
         return None
-    return _with_pixel_range(head, source.pixel_data, layout.target, (layout.implicit_vr, layout.little_endian))
+    return _with_pixel_range(head, source, layout.target, (layout.implicit_vr, layout.little_endian))
 
 
 def _copy_target(source: SourceInstance, transfer_syntax: str) -> UID | None:
@@ -275,12 +280,14 @@ def _copy_target(source: SourceInstance, transfer_syntax: str) -> UID | None:
     return target
 
 
-def _with_pixel_range(head: bytes, ref: PixelDataRef | None, target: UID,
+def _with_pixel_range(head: bytes, source: SourceInstance, target: UID,
                       encoding: tuple[bool, bool] | None = None) -> CopyPlan:
     """`head`, then the Pixel Data element header and the range of its value in the stored file
     (`encoding`: the data set encoding of `target`, when the caller knows it)."""
+    ref = source.pixel_data
     if ref is None:
         return CopyPlan(head, 0, 0, b"")
+    _check_described(source)
     implicit_vr, little_endian = encoding or syntaxes.data_set_encoding(target)
     if ref.value_length is None:
         element = header_writer.pixel_element_header(implicit_vr, little_endian, "OB", None)
@@ -288,6 +295,19 @@ def _with_pixel_range(head: bytes, ref: PixelDataRef | None, target: UID,
     odd = ref.value_length % 2
     element = header_writer.pixel_element_header(implicit_vr, little_endian, ref.vr, ref.value_length + odd)
     return CopyPlan(head + element, ref.value_offset, ref.end_offset, b"\0" * odd)
+
+
+def _check_described(source: SourceInstance) -> None:
+    """Stored Pixel Data goes out as it is only when the source's Image Pixel attributes account for all of it."""
+    ref = source.pixel_data
+    if ref is not None:
+        check_described(source.dataset, ref.value_length)
+        return
+    elem = source.dataset._dict[_PIXEL_DATA]  # parsed with the data set (deflated source)
+    length = elem.length if isinstance(elem, RawDataElement) else len(elem.value or b"")
+    if not isinstance(elem, RawDataElement) and elem.is_undefined_length:
+        length = _UNDEFINED_LENGTH
+    check_described(source.dataset, None if length == _UNDEFINED_LENGTH else length)
 
 
 def _header_bytes(header: Dataset, body: Dataset, source: SourceInstance, target: UID,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from wadows.dicom.element_values import whole_number
 from wadows.dicom.header_writer import SEQUENCE_DELIMITER, pixel_element_header
 from wadows.dicom.pixel_span import DicomReadError
 
@@ -45,7 +46,7 @@ def _in_memory_pixel_data(source: SourceInstance, implicit_vr: bool, little_endi
         yield value
         yield SEQUENCE_DELIMITER
         return
-    vr = elem.VR if elem.VR in ("OB", "OW") else ("OB" if source.dataset.get("BitsAllocated", 16) <= 8 else "OW")
+    vr = elem.VR if elem.VR in ("OB", "OW") else ("OB" if (whole_number(source.dataset, 0x00280100) or 16) <= 8 else "OW")
     odd = len(value) % 2
     yield pixel_element_header(implicit_vr, little_endian, vr, len(value) + odd)
     yield value + b"\0" if odd else value

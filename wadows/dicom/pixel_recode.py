@@ -17,11 +17,13 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder, get_encoder
-from pydicom.pixels.utils import as_pixel_options, get_expected_length, pack_bits
+from pydicom.pixels.utils import pack_bits
 from pydicom.uid import UID
 
 from wadows.dicom import syntaxes
+from wadows.dicom.codec_panics import without_panics
 from wadows.dicom.header_writer import EMPTY_OFFSET_TABLE, SEQUENCE_DELIMITER, item_header, pixel_element_header
+from wadows.dicom.image_pixel import expected_length, pixel_options
 from wadows.dicom.pixel_span import DicomReadError
 from wadows.dicom.transcode import TranscodeError
 
@@ -50,7 +52,7 @@ def recoded_pixel_data(
     decoded = _decoded_frames(source, keep_unused_bits=to_native, as_rgb=pixel_edit is not None)
     first, properties = _first_frame(decoded, source.transfer_syntax)
     _describe_decoded_pixels(out, properties, source)
-    count = int(as_pixel_options(source.dataset)["number_of_frames"])
+    count = pixel_options(source.dataset)["number_of_frames"]
     # Decoders may find more fragments than frames in broken JPEG data; the header promises `count`.
     frames = _edited(islice(chain([first], (arr for arr, _ in decoded)), count), out, pixel_edit)
     if to_native:
@@ -71,15 +73,15 @@ def _decoded_frames(
         # Native output keeps bits above Bits Stored (embedded overlays) for pixel_edit to see; encoders
         # refuse values outside Bits Stored, so compressed output gets them cleared by pydicom.
         options["correct_unused_bits"] = not keep_unused_bits
-    opts = as_pixel_options(source.dataset, **options)
+    opts = pixel_options(source.dataset, **options)
     ref = source.pixel_data
     if ref is None:  # parsed with the data set (deflated source)
-        return get_decoder(ts).iter_array(source.dataset, **opts)
-    if ref.value_length is not None and ref.value_length < get_expected_length(source.dataset):
+        return without_panics(get_decoder(ts).iter_array(source.dataset, **opts))
+    if ref.value_length is not None and ref.value_length < expected_length(source.dataset):
         raise TranscodeError("Pixel Data is shorter than its Image Pixel attributes say")
     opts.update(transfer_syntax_uid=ts, pixel_keyword="PixelData", pixel_vr=ref.vr)
     source.fp.seek(ref.value_offset)  # the plugins read the value from the current position
-    return get_decoder(ts).iter_array(source.fp, **opts)
+    return without_panics(get_decoder(ts).iter_array(source.fp, **opts))
 
 
 def _first_frame(decoded: Iterator[tuple[np.ndarray, dict[str, Any]]], ts: UID) -> tuple[np.ndarray, dict[str, Any]]:
@@ -118,7 +120,7 @@ def _stored_ratio(source: SourceInstance) -> str | None:
     ref = source.pixel_data
     if ref is None or ref.end_offset <= ref.value_offset:
         return None
-    ratio = get_expected_length(source.dataset) / (ref.end_offset - ref.value_offset)
+    ratio = expected_length(source.dataset) / (ref.end_offset - ref.value_offset)
     return f"{ratio:.2f}"[:16]
 
 
@@ -147,8 +149,9 @@ def _edited(frames: Iterable[np.ndarray], out: Dataset, pixel_edit: PixelEdit | 
 
 def _native_element(frames: Iterator[np.ndarray], out: Dataset, target: UID, count: int) -> Iterator[bytes]:
     implicit_vr, little_endian = syntaxes.data_set_encoding(target)
-    bits_allocated = int(out.BitsAllocated)
-    pixels_per_frame = int(out.Rows) * int(out.Columns) * int(out.get("SamplesPerPixel", 1) or 1)
+    opts = pixel_options(out)
+    bits_allocated = opts["bits_allocated"]
+    pixels_per_frame = opts["rows"] * opts["columns"] * opts.get("samples_per_pixel", 1)
     total = (count * pixels_per_frame * bits_allocated + 7) // 8
     if total >= 0xFFFFFFFE:
         raise TranscodeError("uncompressed Pixel Data would exceed the 4 GB element length limit")
@@ -191,12 +194,11 @@ def _packed_bits(frames: Iterator[np.ndarray]) -> Iterator[bytes]:
 
 def _encapsulated_element(frames: Iterator[np.ndarray], out: Dataset, target: UID) -> Iterator[bytes]:
     encoder = get_encoder(target)
-    options = as_pixel_options(out)
-    options["number_of_frames"] = 1  # we hand over one frame at a time
+    options = pixel_options(out, number_of_frames=1)  # we hand over one frame at a time
     if int(options.get("samples_per_pixel", 1)) > 1:
         options["planar_configuration"] = 0
     # Some encoder plugins (JPEG-LS) return bytearray; WSGI servers accept only bytes.
-    encoded = (bytes(encoder.encode(arr, **options)) for arr in frames)
+    encoded = without_panics(bytes(encoder.encode(arr, **options)) for arr in frames)
     first = next(encoded)  # done before the first yield: errors surface before any byte goes out
     yield pixel_element_header(False, True, "OB", None)
     yield EMPTY_OFFSET_TABLE
