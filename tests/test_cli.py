@@ -40,6 +40,22 @@ def test_serve_reports_configuration_errors(tmp_path, store_dir):
     assert done.returncode == 2 and "unknown section [servre]" in done.stderr
 
 
+def test_a_key_of_digits_stays_text(tmp_path, store_dir):
+    """WADOWS_ANONYMIZE_KEY=123456 is the key "123456" (environment values otherwise read as TOML literals);
+    an unquoted number in the file is a configuration error, not a traceback."""
+    from wadows import config as cfg
+
+    for raw in ("123456", "1e5", "true", "0x1f"):
+        assert cfg.anonymization_key(tmp_path, cfg.load(None, {"WADOWS_ANONYMIZE_KEY": raw}).get("anonymize", "key")) \
+            == raw.encode()
+    assert cfg.load(None, {"WADOWS_SERVER_PORT": "8081"}).get("server", "port") == 8081  # numbers still numbers
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[anonymize]\nkey = 123456\n")
+    done = wadows("deidentify", store_dir, tmp_path / "out", "--config", bad)
+    assert done.returncode == 2 and "anonymize.key must be text" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_repository_uid_flag_and_config_file(store_dir, tmp_path):
     conf = tmp_path / "wadows.toml"
     conf.write_text('[repository]\nunique_id = "1.2.3.4.5"\n[server]\nmax_documents = 7\n')

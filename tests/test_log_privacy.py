@@ -55,3 +55,29 @@ def test_broken_values_stay_out_of_every_log(broken):
     log = server.log().encode()
     assert PLANTED not in log and b"DOE" not in log
     assert ids[2].encode() not in log and ids[0].encode() not in log
+
+
+def test_indexing_logs_no_path_even_at_debug_level(tmp_path, caplog):
+    """Store paths often spell the patient ("DOE^JOHN/CT/1.dcm"): not even DEBUG lines of the indexer carry them.
+    The index keeps the skipped files (path and reason) for the operator in its own table."""
+    import logging
+    import shutil
+
+    from wadows.store.folder import FolderStore
+
+    folder = tmp_path / "store" / "QZXDOE^QZXJOHN"
+    (folder / "unlistable").mkdir(parents=True)
+    ct = get_testdata_file("CT_small.dcm")
+    shutil.copy(ct, folder / "QZXDOE-ct.dcm")
+    shutil.copy(ct, folder / "QZXDOE-duplicate.dcm")
+    (folder / "QZXDOE-notes.txt").write_text("not DICOM")
+    (folder / "QZXDOE-cut.dcm").write_bytes(open(ct, "rb").read()[:200])
+    (folder / "unlistable").chmod(0)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            summary = FolderStore(tmp_path / "store", tmp_path / "index.sqlite3").refresh()
+    finally:
+        (folder / "unlistable").chmod(0o755)
+    assert summary.duplicates == 1 and summary.skipped_non_dicom + summary.skipped_unreadable >= 2
+    assert caplog.records, "nothing was logged: the test would prove nothing"
+    assert "QZX" not in caplog.text

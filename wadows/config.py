@@ -32,6 +32,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "connect_timeout": 3.05,   # seconds
         "read_timeout": 30.0,      # the longest silence tolerated from the PACS, not a whole transfer
         "retries": 2,              # further tries after a connection failure or HTTP 502/503/504
+        "series_spool_bytes": 4 << 30,  # local copies of whole series one request may keep (data dir/spool); 0: off
     },
     "repository": {
         "unique_id": "",           # default: generated once, kept in the data dir
@@ -92,7 +93,8 @@ def load(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
             continue
         section, _, key = var[len("WADOWS_"):].lower().partition("_")
         if section in DEFAULTS and key:
-            sections[section][key] = _env_value(raw)
+            text = isinstance(DEFAULTS[section].get(key), str) or (section, key) in _TEXT_SETTINGS
+            sections[section][key] = raw if text else _env_value(raw)
     for name, table in sections.items():
         known = DEFAULTS[name]
         if known:
@@ -101,6 +103,11 @@ def load(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
                     raise ConfigError(f"unknown setting {name}.{key} (known: {', '.join(known)})")
                 _check_type(name, key, value, known[key])
     return Config(sections)
+
+
+# Text settings of the sections whose keys are checked elsewhere: an environment value stays text even when it
+# reads as a number (a key of digits must not become an int).
+_TEXT_SETTINGS = {("anonymize", "key")}
 
 
 def _env_value(raw: str) -> Any:
@@ -128,6 +135,8 @@ def repository_uid(data_dir: Path, configured: str | None) -> str:
 
 def anonymization_key(data_dir: Path, configured: str | None) -> bytes:
     """The secret behind UID remapping and date shifting: configured, or generated once (mode 0600)."""
+    if configured is not None and not isinstance(configured, str):
+        raise ConfigError("anonymize.key must be text: quote it in the configuration file")
     if configured:
         return configured.encode("utf-8")
     return kept_secret(data_dir / "anonymization.key")

@@ -219,7 +219,7 @@ class FolderIndex:
             summary.skipped_unreadable += 1
             if indexed is not None:
                 summary.removed += 1
-            log.debug("cannot stat %s", entry.path)
+            log.debug("a file could not be examined")  # never the path: it may spell a patient's name
             return writes
         try:
             facts = read_header_facts(entry.path)
@@ -228,7 +228,7 @@ class FolderIndex:
             self._count_skip(summary, reason)
             if indexed is not None:
                 summary.removed += 1
-            log.debug("skipped %s: %s", entry.path, exc)
+            log.debug("a file was skipped: %s", reason)  # its path is in the index's `skipped` table
             conn.execute(
                 "INSERT INTO skipped (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",
                 (entry.path, entry.size, entry.mtime_ns, reason),
@@ -241,7 +241,7 @@ class FolderIndex:
             summary.duplicates += 1
             if indexed is not None:
                 summary.removed += 1
-            log.debug("duplicate SOP Instance UID in %s", entry.path)
+            log.debug("a second file holds an instance already indexed")
             return writes
         if indexed is not None:
             summary.updated += 1

@@ -56,7 +56,6 @@ def _walk_dir(
             entries = sorted(it, key=lambda e: e.name)
     except OSError:
         log.warning("a folder under the store root could not be listed; its files are left out")
-        log.debug("unlistable folder: %s", directory)
         if on_unreadable_dir is not None:
             on_unreadable_dir(directory)
         return
