@@ -16,10 +16,10 @@ At the end, both server logs are searched for every marker planted in a request 
 the last test of the module). Receiver faults (HTTP 500) are allowed by the property but signal an unforeseen
 exception in the server: they are collected and reported as a warning at the end.
 
-Failures found are reproduced one by one in xfail(strict=True) tests named FUZZ-SOAP-n; the fuzzing keeps their
-inputs out (HTTP header lines over gunicorn's limits, Expect/Transfer-Encoding values gunicorn refuses, requests
-made of thousands of MIME parts) so that it keeps checking everything else. Requests gunicorn itself refuses go to
-a server of their own (bare_server), whose log is not the fuzzed servers'.
+Failures found are reproduced one by one in tests named FUZZ-SOAP-n (xfail(strict=True) while open); the fuzzing
+keeps their inputs out (HTTP header lines over gunicorn's limits, Expect/Transfer-Encoding values gunicorn refuses,
+requests made of thousands of MIME parts) so that each stays checked by its own test. Requests refused before the
+application runs go to a server of their own (bare_server), whose log is not the fuzzed servers'.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from lxml import etree
 from support import (EXPLICIT_LE, IMPLICIT_LE, RAD, SOAP12, WADO, WSA, XDS, XOP, ServerProcess, doc, envelope,
                      rad69_body, split_mtom)
 from wadows.sample import IDENTIFYING_STRINGS
+from wadows.soap.mtom_in import MAX_PARTS
 
 RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -1072,49 +1073,58 @@ def test_http_headers(servers, rows, data):
     request = ("POST /wado-ws HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode("latin-1") \
         + payload
     status, reply_headers, reply_body = raw_http(server.port, request)
-    gunicorn_refusal = reply_headers.get("content-type", "").startswith("text/html")
-    if gunicorn_refusal:
-        # Malformed HTTP framing is refused by gunicorn before the application runs: an HTTP 4xx in HTML.
-        assert length_kind in ("bogus", "negative", "two", "chunked-bad"), \
-            (length_kind, status, reply_body[:300])
-        assert 400 <= status < 500
-        assert "QZV" not in reply_body.decode("latin-1")
-    else:
-        check(_RawReply(status, reply_headers, reply_body), values, f"http {length_kind}")
+    # Malformed HTTP framing is refused before the application runs, by wadows.gunicorn_worker: a Sender fault too.
+    answer = check(_RawReply(status, reply_headers, reply_body), values, f"http {length_kind}")
+    if length_kind in ("bogus", "negative", "two"):  # refused before the application (chunked-bad: when read)
+        assert answer.status == 400 and answer.fault_code == "env:Sender", (length_kind, answer.status, answer.reason)
     still_serving(server, rows)
 
 
-@pytest.mark.xfail(strict=True, reason="FUZZ-SOAP-1: a request header line over gunicorn's 8190-byte "
-                   "limit_request_field_size gets gunicorn's own text/html HTTP 431, not a SOAP fault")
 def test_http_header_beyond_the_line_limit(full_server, rows):
-    """A request header longer than gunicorn's limit_request_field_size (8190 bytes) is refused by gunicorn itself,
-    with its own HTML page (HTTP 431), not with a SOAP fault."""
+    """FUZZ-SOAP-1 (fixed): a request header longer than gunicorn's limit_request_field_size (8190 bytes) was
+    refused by gunicorn itself with its own HTML page (HTTP 431); wadows.gunicorn_worker answers a Sender fault."""
     body = soap(rad69_body([doc(rows["ct"])]))
-    reply = raw_post(full_server, body, headers={"SOAPAction": '"' + "A" * 9000 + '"'})
+    reply = raw_post(full_server, body, headers={"SOAPAction": '"QZVLONGHEADER' + "A" * 9000 + '"'})
+    PLANTED.add("QZVLONGHEADER")
     try:
-        check(reply, Values(), "9000-byte SOAPAction")
+        answer = check(reply, Values(["A" * 100]), "9000-byte SOAPAction")
+        assert answer.status == 400 and answer.fault_code == "env:Sender", (answer.status, answer.reason)
     finally:
         still_serving(full_server, rows)
 
 
-@pytest.mark.xfail(strict=True, reason="FUZZ-SOAP-3: MIME parsing (stdlib email feedparser, policy HTTP) costs "
-                   "~0.1 ms per part plus a re-parse of the multipart Content-Type header for every part: a 0.9 MB "
-                   "request of 100,000 empty parts holds a worker thread 13 s, one of 10 MB several minutes")
 def test_many_mime_parts_are_read_quickly(full_server, rows):
-    """2,000 empty parts (18 KB) under a 7 KB Content-Type header: a request this size is otherwise answered in
-    milliseconds. Measured on the development machine: about 2 s (1 ms per part), growing linearly with the parts,
-    so a request under the 10 MB cap (a million parts) keeps a thread for a quarter of an hour; eight of them
-    (threads = 8) stall the server."""
+    """FUZZ-SOAP-3 (fixed): MIME parsing with the email package cost about 1 ms per part (plus a re-parse of the
+    7 KB multipart Content-Type for every part): a request of 1,000 empty parts (10 KB) held a worker thread a
+    second, one of 10 MB several minutes. wadows.multipart.split reads it in linear time: as many parts as
+    accepted (MAX_PARTS, the root included) are answered as fast as any request."""
     import time
     root = multipart("b", [(ROOT_HEADERS, soap(rad69_body([doc(rows["ct"])])))], close=False)
-    body = root + b"--b\r\n\r\n\r\n" * 2000 + b"--b--\r\n"
+    body = root + b"--b\r\n\r\n\r\n" * (MAX_PARTS - 1) + b"--b--\r\n"
     content_type = mtom_type("b") + '; x-padding="' + "p" * 7000 + '"'
     started = time.monotonic()
     reply = raw_post(full_server, body, content_type)
     elapsed = time.monotonic() - started
-    check(reply, Values(), "2000 empty MIME parts")
+    answer = check(reply, Values(), f"{MAX_PARTS} MIME parts")
+    assert answer.status == 200 and answer.registry_status == SUCCESS, answer.reason
     still_serving(full_server, rows)
-    assert elapsed < 0.25, f"{len(body)} bytes in {elapsed:.1f} s"
+    assert elapsed < 0.25, f"{len(body)} bytes in {elapsed:.2f} s (the email package: about {MAX_PARTS / 1000:.0f} s)"
+
+
+@pytest.mark.parametrize("size", ["one over the cap", "10 MB"])
+def test_mime_parts_beyond_the_cap_are_refused(full_server, rows, size):
+    """More MIME parts than MAX_PARTS: a Sender fault naming the cap, found without reading the rest of the body."""
+    import time
+    root = multipart("b", [(ROOT_HEADERS, soap(rad69_body([doc(rows["ct"])])))], close=False)
+    count = MAX_PARTS if size == "one over the cap" else (MAX_REQUEST - len(root)) // 9 - 1  # just under the cap
+    body = root + b"--b\r\n\r\n\r\n" * count + b"--b--\r\n"
+    started = time.monotonic()
+    answer = check(raw_post(full_server, body, mtom_type("b")), Values(), f"{count + 1} MIME parts")
+    elapsed = time.monotonic() - started
+    assert answer.status == 400 and answer.fault_code == "env:Sender", (answer.status, answer.reason)
+    assert f"more than {MAX_PARTS} parts" in answer.reason, answer.reason
+    assert elapsed < 5, f"{len(body)} bytes refused in {elapsed:.1f} s"
+    still_serving(full_server, rows)
 
 
 @pytest.fixture(scope="module")
@@ -1128,11 +1138,11 @@ def bare_server(store_dir, tmp_path_factory):
     server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="FUZZ-SOAP-2: gunicorn refuses an Expect or Transfer-Encoding value it "
-                   "does not support with an HTML page quoting the value (HTTP 417/501), and writes the value into "
-                   "the server log at WARNING level ('Invalid request from ip=...')")
 @pytest.mark.parametrize("header", ["Expect", "Transfer-Encoding"])
 def test_gunicorn_refusals_quote_no_header_value(bare_server, rows, header):
+    """FUZZ-SOAP-2 (fixed): gunicorn refused an Expect or Transfer-Encoding value it does not support with an HTML
+    page quoting the value (HTTP 417/501) and logged the value at WARNING level; now a Sender fault that quotes
+    nothing, and a log line naming the kind of refusal only."""
     marker = f"QZVGUNI{header[:4].upper()}"
     body = soap(rad69_body([doc(rows["ct"])]))
     request = (f"POST /wado-ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
@@ -1140,7 +1150,8 @@ def test_gunicorn_refusals_quote_no_header_value(bare_server, rows, header):
                ).encode() + body
     status, headers, reply = raw_http(bare_server.port, request)
     still_serving(bare_server, rows)
-    assert marker not in reply.decode("latin-1"), (status, reply[:400])
+    answer = check(_RawReply(status, headers, reply), Values([marker]), f"unsupported {header}")
+    assert answer.status == 400 and answer.fault_code == "env:Sender", (answer.status, answer.reason)
     assert marker not in bare_server.log()
 
 

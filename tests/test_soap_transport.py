@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -281,3 +282,70 @@ def test_one_part_referenced_many_times_is_refused(server, sample):
                  content_type=f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; start="<root>"')
     assert reply.status == 400 and "more than once" in fault(reply)[2]
     assert_still_serving(server, sample)
+
+
+# --- MTOM request framing (RFC 2046), read by wadows.multipart.split ---------------------------------------------
+
+ROOT_PART = {"Content-Type": 'application/xop+xml; charset=UTF-8; type="application/soap+xml"',
+             "Content-Transfer-Encoding": "binary", "Content-ID": "<root>"}
+MTOM_TYPE = 'multipart/related; type="application/xop+xml"; boundary="b4"; start="<root>"'
+
+
+def mtom_body(parts, preamble=b"", epilogue=b"", padding=b"", close=True):
+    out = [preamble]
+    for headers, content in parts:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+        out.append(b"--b4" + padding + b"\r\n" + head + b"\r\n" + content + b"\r\n")
+    out.append((b"--b4--" + padding + b"\r\n" if close else b"") + epilogue)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("variant", ["preamble and epilogue", "transport padding", "root named by start, not first",
+                                     "base64 root", "boundary-like line in the content", "folded header"])
+def test_mtom_request_framings_are_read(server, sample, variant):
+    xml = envelope(rad69_body([doc(sample[0])]))
+    root, other = dict(ROOT_PART), ({"Content-Type": "text/plain", "Content-ID": "<other>"}, b"unused\r\n")
+    kwargs = {}
+    if variant == "preamble and epilogue":
+        kwargs = {"preamble": b"This is a MIME preamble.\r\n", "epilogue": b"This is an epilogue.\r\n--b4\r\n"}
+    elif variant == "transport padding":
+        kwargs = {"padding": b" \t "}
+    elif variant == "base64 root":
+        root["Content-Transfer-Encoding"], xml = "base64", base64.encodebytes(xml)
+    elif variant == "boundary-like line in the content":  # "--b4x" and "--b4 x" are not delimiters of "b4"
+        xml += b"<?note\r\n--b4x\r\n--b4 x\r\n?>"
+    elif variant == "folded header":
+        root["Content-Type"] = 'application/xop+xml;\r\n\tcharset=UTF-8; type="application/soap+xml"'
+    parts = [other, (root, xml)] if variant == "root named by start, not first" else [(root, xml), other]
+    reply = post(server.endpoint, mtom_body(parts, **kwargs), content_type=MTOM_TYPE)
+    assert reply.status == 200, reply.raw[:500]
+    assert registry(reply.envelope())[0] == SUCCESS
+
+
+@pytest.mark.parametrize("variant,reason", [
+    ("no closing delimiter", "closing boundary"),
+    ("another boundary", "boundary delimiter"),
+    ("no boundary parameter", "boundary parameter"),
+    ("start names no part", "start part"),
+    ("closed without a part", "without any MIME part"),
+    ("malformed base64 root", "base64"),
+])
+def test_mtom_request_framing_errors_are_sender_faults(server, sample, variant, reason):
+    xml = envelope(rad69_body([doc(sample[0])]))
+    content_type, body = MTOM_TYPE, mtom_body([(ROOT_PART, xml)])
+    if variant == "no closing delimiter":
+        body = mtom_body([(ROOT_PART, xml)], close=False)
+    elif variant == "another boundary":
+        content_type = MTOM_TYPE.replace('"b4"', '"b5"')
+    elif variant == "no boundary parameter":
+        content_type = 'multipart/related; type="application/xop+xml"; start="<root>"'
+    elif variant == "start names no part":
+        content_type = MTOM_TYPE.replace("<root>", "<elsewhere>")
+    elif variant == "closed without a part":
+        body = b"--b4--\r\n"
+    else:
+        body = mtom_body([({**ROOT_PART, "Content-Transfer-Encoding": "base64"}, b"PD94bWw")])
+    reply = post(server.endpoint, body, content_type=content_type)
+    env, code, text = fault(reply)
+    assert reply.status == 400 and code.endswith(":Sender") and reason in text, (reply.status, code, text)
+    assert "Envelope" not in text and sample[0]["sop_instance_uid"] not in text

@@ -27,7 +27,9 @@ def run(app, host: str, port: int, workers: int, threads: int, when_ready: Calla
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        # gthread, with our answers to requests gunicorn refuses itself (its own quote the request).
+        "worker_class": "wadows.gunicorn_worker.WadowsWorker",
+        "http_parser": "python",  # the request class our worker hooks is the Python parser's
         "threads": threads,
         # gthread workers heartbeat from their main thread, so long downloads are not cut by this timeout.
         "timeout": 120,

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class Limits:
     max_request_bytes: int = 10 * 1024 * 1024
     max_xml_depth: int = 64
+    max_mime_parts: int = mtom_in.MAX_PARTS
 
 
 @dataclass
@@ -45,7 +46,7 @@ class SoapEndpoint:
         relates_to = None
         try:
             body = read_body(environ, self.limits.max_request_bytes)
-            package = mtom_in.unpack(environ.get("CONTENT_TYPE", ""), body)
+            package = mtom_in.unpack(environ.get("CONTENT_TYPE", ""), body, self.limits.max_mime_parts)
             envelope = parse_untrusted(package.xml, self.limits.max_xml_depth)
             header, request = split_envelope(envelope)
             mtom_in.resolve_xop(envelope, package.attachments)
@@ -94,7 +95,12 @@ def read_body(environ: dict, limit: int) -> bytes:
     stream = environ["wsgi.input"]
     parts, size = [], 0
     while True:
-        chunk = stream.read(min(65536, limit + 1 - size))
+        try:
+            chunk = stream.read(min(65536, limit + 1 - size))
+        except OSError:
+            raise
+        except Exception:  # the server's framing errors (gunicorn: InvalidChunkSize...): the client's fault
+            raise sender("The request body cannot be read: its chunked transfer coding is malformed") from None
         if not chunk:
             break
         parts.append(chunk)

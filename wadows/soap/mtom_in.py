@@ -8,62 +8,93 @@ declaration, no attachments. Only `cid:` references to parts present in this ver
 from __future__ import annotations
 
 import base64
-import email.parser
-import email.policy
+import binascii
+import re
 from dataclasses import dataclass
-from email.message import EmailMessage
 from urllib.parse import unquote
 
 from lxml import etree
 
+from wadows import multipart
 from wadows.soap import namespaces as ns
 from wadows.soap.errors import sender
+
+MAX_PARTS = 1000  # a WADO-WS request needs one part (nothing in its schema is base64Binary): room to spare
+
+# A Content-Type value's pieces, left to right: quoted string (closing quote optional), separator, anything else.
+_TOKENS = re.compile(r'"((?:[^"\\]|\\.)*)"?|([;=])|([^;="]+)')
+_ESCAPED = re.compile(r"\\(.)")
 
 
 @dataclass
 class RequestPackage:
     xml: bytes
-    attachments: dict[str, bytes]  # Content-ID without angle brackets -> bytes
+    attachments: dict[str, multipart.Part]  # Content-ID without angle brackets -> the part (decoded when used)
     action_param: str | None        # the `action` media-type parameter (SOAP 1.2 HTTP binding), if any
 
 
 def media_type_params(content_type: str) -> tuple[str, dict[str, str]]:
-    """Split a Content-Type header into its media type and parameters (RFC 2045 quoting)."""
-    msg = EmailMessage()
-    msg["Content-Type"] = content_type or "application/octet-stream"
-    params = {k.lower(): v for k, v in (msg.get_params() or [])[1:]}
-    return msg.get_content_type(), params
+    """Split a Content-Type value into its media type and parameters (RFC 2045 tokens and quoted strings, RFC 2231
+    `name*=charset'lang'value`), in one pass: the email package's parser takes quadratic time on some values."""
+    fields: list[list[tuple[str, str]]] = [[]]  # per ';'-separated field: its pieces, '=' kept as a piece
+    for token in _TOKENS.finditer(content_type or ""):
+        quoted, separator, text = token.groups()
+        if separator == ";":
+            fields.append([])
+        elif separator == "=":
+            fields[-1].append(("=", "="))
+        elif quoted is not None:
+            fields[-1].append(("quoted", _ESCAPED.sub(r"\1", quoted)))
+        else:
+            fields[-1].append(("text", text.strip()))
+    media_type = "".join(text for _, text in fields[0]).lower()
+    params = {}
+    for field in fields[1:]:
+        kinds = [kind for kind, _ in field]
+        if "=" not in kinds:
+            continue
+        equals = kinds.index("=")
+        name = "".join(text for _, text in field[:equals]).lower()
+        value = "".join(text for _, text in field[equals + 1:])
+        if name.endswith("*"):
+            name, value = name[:-1], _rfc2231(value)
+        if name:
+            params[name] = value
+    return media_type, params
 
 
-def unpack(content_type: str, body: bytes) -> RequestPackage:
+def unpack(content_type: str, body: bytes, max_parts: int = MAX_PARTS) -> RequestPackage:
     media_type, params = media_type_params(content_type)
     if media_type != "multipart/related":
         return RequestPackage(body, {}, params.get("action"))
-    if "boundary" not in params:
+    if not params.get("boundary"):
         raise sender("multipart/related request without a boundary parameter")
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    parts = list(message.iter_parts()) if message.is_multipart() else []
+    try:
+        parts = multipart.split(body, params["boundary"].encode("latin-1"), max_parts)
+    except UnicodeEncodeError:
+        raise sender("The multipart boundary parameter is not ASCII") from None
+    except multipart.MultipartError as exc:  # its texts describe the framing, never the content
+        raise sender(f"The multipart request cannot be read: {exc}") from None
     if not parts:
         raise sender("multipart/related request without any MIME part")
     start = _strip_brackets(params.get("start"))
-    root = next((p for p in parts if start and _strip_brackets(p.get("Content-ID")) == start), None)
+    root = next((p for p in parts if start and _strip_brackets(p[0].get("content-id")) == start), None)
     if root is None:
         if start:
             raise sender("The multipart request names a start part that is not in the message")
         root = parts[0]
     attachments = {}
     for part in parts:
-        if part is not root and part.get("Content-ID"):
-            attachments[_strip_brackets(part.get("Content-ID"))] = part.get_payload(decode=True) or b""
-    xml = root.get_payload(decode=True) or b""
+        if part is not root and part[0].get("content-id"):
+            attachments[_strip_brackets(part[0].get("content-id"))] = part
+    xml = _decoded(*root)
     # start-info / the root part's `action` parameter carry the SOAP action in SOAP 1.2 MTOM.
-    _, root_params = media_type_params(root.get("Content-Type", ""))
+    _, root_params = media_type_params(root[0].get("content-type") or "")
     action = params.get("action") or root_params.get("action") or _action_in_start_info(params)
     return RequestPackage(xml, attachments, action)
 
 
-def resolve_xop(root: etree._Element, attachments: dict[str, bytes]) -> None:
+def resolve_xop(root: etree._Element, attachments: dict[str, multipart.Part]) -> None:
     """Replace every xop:Include by the base64 text of the part it names (the XOP Infoset). A part may be
     referenced once: many references to one large part would multiply it in memory."""
     used = set()
@@ -79,7 +110,7 @@ def resolve_xop(root: etree._Element, attachments: dict[str, bytes]) -> None:
         used.add(cid)
         parent = include.getparent()
         parent.remove(include)
-        parent.text = base64.b64encode(attachments[cid]).decode("ascii")
+        parent.text = base64.b64encode(_decoded(*attachments[cid])).decode("ascii")
 
 
 def _strip_brackets(value: str | None) -> str | None:
@@ -95,3 +126,27 @@ def _action_in_start_info(params: dict[str, str]) -> str | None:
     if not info or "action" not in info:
         return None
     return media_type_params(info)[1].get("action")
+
+
+def _decoded(headers: multipart.PartHeaders, content: bytes) -> bytes:
+    """A part's content without its Content-Transfer-Encoding (MTOM sends binary; others may encode)."""
+    encoding = (headers.get("content-transfer-encoding") or "").strip().lower()
+    try:
+        if encoding == "base64":
+            return binascii.a2b_base64(content)
+        if encoding == "quoted-printable":
+            return binascii.a2b_qp(content)
+    except (binascii.Error, ValueError):
+        raise sender(f"A MIME part's {encoding} content is malformed") from None
+    return content
+
+
+def _rfc2231(value: str) -> str:
+    """charset'language'percent-encoded text (RFC 2231 section 4); a value not in that form stays as it is."""
+    pieces = value.split("'", 2)
+    if len(pieces) < 3:
+        return value
+    try:
+        return unquote(pieces[2], encoding=pieces[0] or "us-ascii", errors="replace")
+    except LookupError:  # an unknown charset
+        return unquote(pieces[2], encoding="latin-1")
