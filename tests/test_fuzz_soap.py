@@ -1102,13 +1102,15 @@ def test_many_mime_parts_are_read_quickly(full_server, rows):
     root = multipart("b", [(ROOT_HEADERS, soap(rad69_body([doc(rows["ct"])])))], close=False)
     body = root + b"--b\r\n\r\n\r\n" * (MAX_PARTS - 1) + b"--b--\r\n"
     content_type = mtom_type("b") + '; x-padding="' + "p" * 7000 + '"'
-    started = time.monotonic()
-    reply = raw_post(full_server, body, content_type)
-    elapsed = time.monotonic() - started
-    answer = check(reply, Values(), f"{MAX_PARTS} MIME parts")
-    assert answer.status == 200 and answer.registry_status == SUCCESS, answer.reason
+    timings = []
+    for _ in range(3):  # the best of three: a shared machine may stall any one request; the old parser, every one
+        started = time.monotonic()
+        reply = raw_post(full_server, body, content_type)
+        timings.append(time.monotonic() - started)
+        answer = check(reply, Values(), f"{MAX_PARTS} MIME parts")
+        assert answer.status == 200 and answer.registry_status == SUCCESS, answer.reason
     still_serving(full_server, rows)
-    assert elapsed < 0.25, f"{len(body)} bytes in {elapsed:.2f} s (the email package: about {MAX_PARTS / 1000:.0f} s)"
+    assert min(timings) < 0.25, f"{len(body)} bytes in {min(timings):.2f} s at best (the email package: ~1 s)"
 
 
 @pytest.mark.parametrize("size", ["one over the cap", "10 MB"])

@@ -37,6 +37,7 @@ PARAMETERS = frozenset({
     "rows", "columns", "region", "windowCenter", "windowWidth", "frameNumber", "imageQuality", "presentationUID",
     "presentationSeriesUID", "transferSyntax",
 })
+_MAX_FIELDS = 64  # of a query: PS3.18 defines 18 parameters
 _DICOM_ONLY = ("anonymize", "transferSyntax")
 _RENDERED_ONLY = ("annotation", "rows", "columns", "region", "windowCenter", "windowWidth", "frameNumber",
                   "presentationUID", "presentationSeriesUID", "charset")
@@ -98,7 +99,10 @@ def handle(source: ImagingDocumentSource, query_string: str, accept: str | None,
 
 
 def _parse(query_string: str) -> dict[str, str]:
-    raw = parse_qs(query_string, keep_blank_values=True, strict_parsing=False, max_num_fields=64)
+    try:
+        raw = parse_qs(query_string, keep_blank_values=True, strict_parsing=False, max_num_fields=_MAX_FIELDS)
+    except ValueError:  # parse_qs counts the separators, empty fields included
+        raise UriError(400, f"the query has more than {_MAX_FIELDS} fields") from None
     unknown = sorted(set(raw) - PARAMETERS)
     if unknown:
         shown = ", ".join(name[:40] for name in unknown[:5])
