@@ -670,13 +670,23 @@ def test_an_rle_decoder_panic_is_a_documented_error(target):
         run(rle_with_overflowing_segments(), target)
 
 
-@pytest.mark.parametrize("case", ["meta version as SQ", "item element of undefined length", "Rows of 3 bytes"])
+@pytest.mark.parametrize("case", ["meta version as SQ", "item element of undefined length", "Rows of 3 bytes",
+                                  "sequence length zeroed"])
 def test_a_malformed_sequence_is_a_documented_error(case):
     """FUZZ-DEID-8: pydicom's conversion errors escaped when wadows converted a raw element: OSError ('No tag to
     read at file position ...') or struct.error from a malformed sequence, which pydicom parses only then, in
-    apply(); BytesLengthException from a US value of 3 bytes (Rows: plan())."""
+    apply(); BytesLengthException from a US value of 3 bytes (Rows: plan()). Found after the first fix: a
+    sequence whose length is zeroed leaves its items among the data set's elements, where pydicom takes an item
+    for a value it deferred and converts it when the walker asks for the element; the walker now drops it."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    if case == "Rows of 3 bytes":
+    if case == "sequence length zeroed":
+        data = _saved(planting.planted_dataset("sr"))
+        sequence = pydicom.dcmread(io.BytesIO(bytes(data)))._dict[0x0040A073]  # Verifying Observer Sequence
+        data[sequence.value_tell - 4:sequence.value_tell] = bytes(4)
+        outputs = run(bytes(data), None)  # the items' bytes are no DICOM elements: dropped, nothing leaks
+        assert leaks(outputs, planting.PLANTED) == []
+        return
+    elif case == "Rows of 3 bytes":
         data = _saved(ds)
         rows = pydicom.dcmread(io.BytesIO(bytes(data)))._dict[0x00280010]
         data[rows.value_tell - 2:rows.value_tell] = (3).to_bytes(2, "little")

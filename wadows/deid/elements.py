@@ -15,9 +15,9 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from wadows.dicom.element_values import converted, value_of
+from wadows.dicom.element_values import converted, element, value_of
 
-__all__ = ["converted", "dictionary_vr", "int_value", "raw_ascii", "text_of", "text_value", "value_of", "vr_of"]
+__all__ = ["converted", "dictionary_vr", "element", "int_value", "raw_ascii", "text_of", "text_value", "value_of", "vr_of"]
 
 _VR_CACHE: dict[int, str] = {}
 
@@ -61,7 +61,7 @@ _ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
 
 def text_value(ds: Dataset, tag: int) -> str:
     """The value of a string element as stripped text ('' when absent)."""
-    elem = ds.get_item(tag)
+    elem = element(ds, tag)
     if elem is None:
         return ""
     if isinstance(elem, RawDataElement) and elem.value is not None:
@@ -73,7 +73,7 @@ def text_value(ds: Dataset, tag: int) -> str:
 
 def int_value(ds: Dataset, tag: int) -> int | None:
     """A US/SS/IS value as int (None when absent, empty or not a whole number)."""
-    elem = ds.get_item(tag)
+    elem = element(ds, tag)
     if elem is None:
         return None
     if (isinstance(elem, RawDataElement) and elem.value is not None and elem.length == 2

@@ -29,6 +29,7 @@ from wadows.deid.profile import Profile
 from wadows.deid.table import load_table
 from wadows.deid.uids import UidMapper, is_uid_text, is_valid_uid
 from wadows.deid.walker import Walker, WalkState
+from wadows.dicom.codec_panics import panics_raised_as_errors
 
 SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
 STUDY_INSTANCE_UID = 0x0020000D
@@ -159,7 +160,8 @@ def apply_pixel_edit(dataset: Dataset, plan: Plan) -> None:
     pixel data is decoded, edited and stored uncompressed (Explicit VR Little Endian)."""
     if plan.pixel_edit is None:
         return
-    array = np.array(dataset.pixel_array)  # a writable copy
+    with panics_raised_as_errors():  # a Rust codec's panic, as an Exception (wadows.dicom.codec_panics)
+        array = np.array(dataset.pixel_array)  # a writable copy
     edited = plan.pixel_edit(array, dataset)
     photometric = str(dataset.PhotometricInterpretation)
     if photometric.startswith("YBR") and edited.ndim >= 3 and dataset.get("SamplesPerPixel", 1) == 3:

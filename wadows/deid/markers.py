@@ -22,8 +22,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 import wadows
-from wadows.deid.elements import text_of, text_value, value_of
+from wadows.deid.elements import element, text_of, text_value, value_of, vr_of
 from wadows.deid.profile import Profile
+from wadows.deid.well_formed import well_formed
 
 PATIENT_IDENTITY_REMOVED = 0x00120062
 DEIDENTIFICATION_METHOD = 0x00120063
@@ -51,7 +52,10 @@ def add_markers(out: Dataset, original: Dataset, profile: Profile, edition: str,
     _put(out, PATIENT_IDENTITY_REMOVED, "CS", "YES")
 
     methods = []
-    if already_deidentified:
+    earlier_method = element(original, DEIDENTIFICATION_METHOD)
+    # Earlier steps are copied as they were recorded: only when well formed, like any value kept.
+    if already_deidentified and earlier_method is not None and well_formed(
+            original, DEIDENTIFICATION_METHOD, vr_of(DEIDENTIFICATION_METHOD, earlier_method), earlier_method):
         earlier = value_of(original, DEIDENTIFICATION_METHOD)
         if earlier:
             methods = [v for v in ([earlier] if isinstance(earlier, str) else list(earlier)) if str(v).strip()]

@@ -46,7 +46,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from wadows.deid.elements import int_value, value_of
+from wadows.deid.elements import element, int_value, value_of
 
 PixelEdit = Callable[[np.ndarray, Dataset], np.ndarray]
 
@@ -237,6 +237,6 @@ def embedded_overlay_bits(header: Dataset, bits_stored: int) -> list[int]:
         position = int_value(header, (group << 16) | 0x0102)
         if position is None or position < bits_stored:
             continue
-        if header.get_item((group << 16) | 0x3000) is None:
+        if element(header, (group << 16) | 0x3000) is None:
             positions.append(position)
     return positions

@@ -46,7 +46,7 @@ from wadows.deid.actions import Action, CompiledTable, Op
 from wadows.deid.dates import shift_da, shift_dt
 from wadows.deid.descriptors import is_clean
 from wadows.deid.dummies import BINARY_VRS, dummy_element, empty_element, text_element
-from wadows.deid.elements import converted, dictionary_vr, raw_ascii, text_of, text_value, vr_of
+from wadows.deid.elements import converted, dictionary_vr, element, raw_ascii, text_of, text_value, vr_of
 from wadows.deid.private import PRIVATE_CHARACTERISTICS, PrivatePolicy
 from wadows.deid.profile import Profile
 from wadows.deid.uids import UidMapper
@@ -166,7 +166,7 @@ class Walker:
             action = actions.get(tag)
             if action is not None and action.op == Op.REMOVE:
                 continue
-            elem = src.get_item(tag)
+            elem = element(src, tag)
             vr = vr_of(tag, elem)
             if action is None:
                 action = self._unlisted_action(tag, vr, mode)
@@ -223,7 +223,7 @@ class Walker:
         if op == Op.KEEP:
             if vr == "SQ":
                 out[tag] = self._sequence(src, tag, elem, mode, state)
-            elif well_formed(src, tag, vr, elem, uid_syntax=True):
+            elif well_formed(src, tag, vr, elem, uid_syntax=tag in safe.UID_KEPT):
                 out[tag] = elem
             # else: a value that does not fit its VR (a name in a US, text after a class UID) could carry anything
         elif op == Op.REMOVE:
@@ -290,11 +290,11 @@ class Walker:
                     and _well_formed_creator(src, tag)}
         used: set[int] = set()
         for tag in tags:
-            element = tag & 0xFFFF
-            if element < 0x1000:
+            offset = tag & 0xFFFF
+            if offset < 0x1000:
                 continue
-            creator_tag = (tag & 0xFFFF0000) | (element >> 8)
-            elem = src.get_item(tag)
+            creator_tag = (tag & 0xFFFF0000) | (offset >> 8)
+            elem = element(src, tag)
             decision = policy.decide(tag, elem, creators.get(creator_tag))
             if decision == "X":
                 continue
@@ -310,12 +310,12 @@ class Walker:
                 self._act(out, src, tag, elem, vr, Action(op), mode, state)
             used.add(creator_tag)
         for creator_tag in used:
-            out[BaseTag(creator_tag)] = src.get_item(creator_tag)
+            out[BaseTag(creator_tag)] = element(src, creator_tag)
 
 
 def _well_formed_creator(src: Dataset, tag: int) -> bool:
     # A creator that is not a well-formed LO names no block: the block's elements go with it.
-    elem = src.get_item(tag)
+    elem = element(src, tag)
     return well_formed(src, tag, vr_of(tag, elem), elem)
 
 

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 
 from wadows.dicom.pixel_span import DicomReadError
 
-__all__ = ["converted", "value_of", "whole_number"]
+__all__ = ["code_string", "converted", "element", "value_of", "whole_number"]
 
 
 def converted(ds: Dataset, elem: DataElement | RawDataElement) -> DataElement:
@@ -30,8 +30,19 @@ def converted(ds: Dataset, elem: DataElement | RawDataElement) -> DataElement:
         raise DicomReadError(f"data element {_tag(elem.tag)} cannot be read ({type(exc).__name__})") from None
 
 
+def element(ds: Dataset, tag: int) -> DataElement | RawDataElement | None:
+    """ds.get_item(tag) for an int tag, without its Tag() conversion (half the cost of reading a few values)."""
+    elem = ds._dict.get(tag)
+    if type(elem) is RawDataElement and elem.value is None and elem.length:
+        try:  # a value pydicom deferred (or an element it could not read at all): pydicom reads and converts it
+            return ds.get_item(tag)
+        except Exception as exc:
+            raise DicomReadError(f"data element {_tag(tag)} cannot be read ({type(exc).__name__})") from None
+    return elem
+
+
 def value_of(ds: Dataset, tag: int, default: Any = None) -> Any:
-    elem = ds.get_item(tag)
+    elem = element(ds, tag)
     if elem is None:
         return default
     value = converted(ds, elem).value
@@ -41,7 +52,7 @@ def value_of(ds: Dataset, tag: int, default: Any = None) -> Any:
 def whole_number(ds: Dataset, tag: int) -> int | None:
     """A single whole number (US, SS, UL, IS ...): None when absent or empty; DicomReadError for anything else
     (text, several values), which pydicom would pass on to whoever computes with it."""
-    elem = ds.get_item(tag)
+    elem = element(ds, tag)
     if elem is None:
         return None
     if (type(elem) is RawDataElement and elem.value is not None and elem.length == 2 and elem.VR in ("US", None)
@@ -58,6 +69,22 @@ def whole_number(ds: Dataset, tag: int) -> int | None:
     elif isinstance(value, int) and not isinstance(value, bool):
         return int(value)
     raise DicomReadError(f"data element {_tag(tag)} is not a whole number")
+
+
+def code_string(ds: Dataset, tag: int) -> str | None:
+    """A single CS value, stripped (None when absent); DicomReadError for several values or another type."""
+    elem = element(ds, tag)
+    if elem is None:
+        return None
+    if type(elem) is RawDataElement and elem.value is not None and elem.VR in ("CS", None):
+        value: Any = elem.value.decode("latin-1")  # CS is ASCII in every character set: no conversion needed
+    else:
+        value = converted(ds, elem).value
+    if value is None:
+        return None
+    if not isinstance(value, str) or "\\" in value:
+        raise DicomReadError(f"data element {_tag(tag)} is not a single code string")
+    return value.strip("\0 ")
 
 
 def _is_us(tag: int, elem: RawDataElement) -> bool:

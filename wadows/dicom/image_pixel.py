@@ -11,7 +11,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from wadows.dicom.element_values import value_of, whole_number
+from wadows.dicom.element_values import code_string, value_of, whole_number
 from wadows.dicom.pixel_span import DicomReadError
 
 __all__ = ["check_described", "expected_length", "pixel_options"]
@@ -39,11 +39,9 @@ def pixel_options(ds: Dataset, **overrides: Any) -> dict[str, Any]:
         if number is not None:
             opts[key] = number
     opts["number_of_frames"] = opts.get("number_of_frames") or 1  # absent, empty or 0: one frame, as pydicom
-    photometric = value_of(ds, _PHOTOMETRIC)
+    photometric = code_string(ds, _PHOTOMETRIC)
     if photometric is not None:
-        if not isinstance(photometric, str):
-            raise DicomReadError("Photometric Interpretation is not a single code string")
-        opts["photometric_interpretation"] = photometric.strip()
+        opts["photometric_interpretation"] = photometric
     if all(tag in ds._dict for tag in _EXTENDED_OFFSETS):
         opts["extended_offsets"] = tuple(value_of(ds, tag) for tag in _EXTENDED_OFFSETS)
     opts.update(overrides)

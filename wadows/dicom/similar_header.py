@@ -28,6 +28,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from wadows.dicom.dataset_copies import Prototype, encoded_like
+from wadows.dicom.element_values import whole_number
 from wadows.dicom.part10 import SourceInstance
 from wadows.dicom.pixel_span import DicomReadError, locate_pixel_data
 
@@ -105,7 +106,7 @@ def learn(fp: BinaryIO, instance: SourceInstance) -> KnownHeader | None:
         meta=meta, elements=elements,
         meta_prototype=encoded_like(*ds.file_meta.original_encoding, ds.file_meta.original_character_set, True),
         prototype=encoded_like(implicit_vr, little_endian, ds.original_character_set), implicit_vr=bool(implicit_vr),
-        transfer_syntax=instance.transfer_syntax, bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
+        transfer_syntax=instance.transfer_syntax, bits_allocated=whole_number(ds, 0x00280100) or 16,
         encapsulated=ref.value_length is None, hint=Hint())
 
 
