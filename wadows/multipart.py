@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 MAX_HEADER_BYTES = 16384  # of one part's header block: a part needs three short fields
-_AFTER_DELIMITER = re.compile(rb"--|[ \t]*\r\n")  # close delimiter, or transport padding then the line end
+_AFTER_DELIMITER = re.compile(rb"(?:--|[ \t]*\r\n)")  # the close delimiter's "--", or padding and CRLF
 
 
 class MultipartError(ValueError):
@@ -115,33 +115,24 @@ Part = tuple[PartHeaders, bytes]  # headers, content
 
 def split(body: bytes, boundary: bytes, max_parts: int) -> list[Part]:
     """The parts of a whole multipart body, each as its headers and its content; [] when the body closes without a
-    part. Each delimiter is found once (bytes.find) and each part's headers are read from its own bytes only."""
+    part. One forward search finds every delimiter (a literal prefix: linear, in C), and each part's headers are
+    read from its own bytes only."""
     dash = b"--" + boundary
-    delimiter = b"\r\n" + dash
-    first = _AFTER_DELIMITER.match(body, len(dash)) if body.startswith(dash) else None
-    if first is None:  # a preamble comes first
-        at, end, closing = _next_delimiter(body, delimiter, 0, "the body holds no multipart boundary delimiter")
-    else:
-        end, closing = first.end(), first.group() == b"--"
+    delimiter = re.compile(re.escape(b"\r\n" + dash) + _AFTER_DELIMITER.pattern)
+    found = _AFTER_DELIMITER.match(body, len(dash)) if body.startswith(dash) else None
+    found = found or delimiter.search(body)  # after a preamble
+    if found is None:
+        raise MultipartError("the body holds no multipart boundary delimiter")
     parts = []
-    while not closing:
+    while not found.group().endswith(b"--"):
         if len(parts) == max_parts:
             raise MultipartError(f"the body holds more than {max_parts} parts")
-        start = end
-        at, end, closing = _next_delimiter(body, delimiter, start, "the body ends before its closing boundary")
-        parts.append(_part(body, start, at))
+        start = found.end()
+        found = delimiter.search(body, start)
+        if found is None:
+            raise MultipartError("the body ends before its closing boundary")
+        parts.append(_part(body, start, found.start()))
     return parts
-
-
-def _next_delimiter(body: bytes, delimiter: bytes, start: int, missing: str) -> tuple[int, int, bool]:
-    """Where the next delimiter line starts (its CRLF) and ends, and whether it closes the body."""
-    at = body.find(delimiter, start)
-    while at >= 0:
-        after = _AFTER_DELIMITER.match(body, at + len(delimiter))
-        if after is not None:
-            return at, after.end(), after.group() == b"--"
-        at = body.find(delimiter, at + 1)  # the boundary followed by other text: content, not a delimiter
-    raise MultipartError(missing)
 
 
 def _part(body: bytes, start: int, end: int) -> Part:
