@@ -22,9 +22,10 @@ def ct(sample):
     return next(r for r in sample if r["modality"] == "CT")
 
 
-def uri(server, row, auth=None, cert=None, **params):
+def uri(server, row, auth=None, cert=None, headers=None, **params):
     # verify is passed per call: a Session's own setting loses to REQUESTS_CA_BUNDLE in the environment.
-    return requests.get(f"{server.url}/wado", timeout=30, auth=auth, cert=cert, verify=server.verify, params={
+    return requests.get(f"{server.url}/wado", timeout=30, auth=auth, cert=cert, verify=server.verify, headers=headers,
+                        params={
         "requestType": "WADO", "studyUID": row["study_uid"], "seriesUID": row["series_uid"],
         "objectUID": row["sop_instance_uid"], "contentType": "application/dicom", **params})
 
@@ -95,6 +96,27 @@ def test_users_may_get_originals_as_configured(store_dir, sample, tmp_path):
 def test_basic_credentials_over_plain_http_are_refused_by_default(default_server, sample):
     reply = uri(default_server, ct(sample), auth=("alice", "secret"))
     assert reply.status_code == 403 and "TLS" in reply.text
+
+
+def test_a_forwarded_scheme_is_believed_only_from_the_configured_proxies(default_server, store_dir, sample,
+                                                                           tmp_path):
+    """X-Forwarded-Proto: https from a client nobody declared a proxy (127.0.0.1 included, which gunicorn trusts
+    by default) does not make plain HTTP count as TLS; from a declared proxy it does."""
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"}
+    reply = uri(default_server, ct(sample), auth=("alice", "secret"), headers=forwarded)
+    assert reply.status_code == 403 and "TLS" in reply.text
+    data = tmp_path / "data"
+    add_user(data, "alice", "correct horse battery staple")
+    config = tmp_path / "wadows.toml"
+    config.write_text('[server]\nforwarded_allow_ips = ["127.0.0.1"]\n[policy]\noriginal_users = ["alice"]\n')
+    proxied = ServerProcess(store_dir, data, tmp_path / "log", ["--config", str(config)])
+    try:
+        alice = ("alice", "correct horse battery staple")
+        assert uri(proxied, ct(sample), auth=alice).status_code == 403  # no forwarded scheme: plain HTTP
+        reply = uri(proxied, ct(sample), auth=alice, headers={"X-Forwarded-Proto": "https"}, transferSyntax="*")
+        assert reply.status_code == 200 and reply.content == ct(sample)["path"].read_bytes()
+    finally:
+        proxied.stop()
 
 
 def test_deny_lets_anonymous_callers_have_nothing(store_dir, sample, tmp_path):

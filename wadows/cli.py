@@ -147,7 +147,8 @@ def _serve(args) -> int:
 
     from wadows.server import run
 
-    run(app, host, port, workers, conf.get("server", "threads"), when_ready=ready, tls=tls)
+    run(app, host, port, workers, conf.get("server", "threads"), when_ready=ready, tls=tls,
+        forwarded_allow_ips=conf.get("server", "forwarded_allow_ips"))
     return 0
 
 

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_xml_depth": 64,
         "max_documents": 10_000,
         "prepare_ahead": True,     # a helper process per worker prepares half of a large anonymized request
+        "forwarded_allow_ips": [],  # proxies whose X-Forwarded-Proto is believed (TLS terminated there)
     },
     "store": {
         "folder": "",

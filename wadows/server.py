@@ -23,7 +23,7 @@ class _Gunicorn(BaseApplication):
 
 
 def run(app, host: str, port: int, workers: int, threads: int, when_ready: Callable[[], None] | None = None,
-        tls: dict[str, str] | None = None) -> None:
+        tls: dict[str, str] | None = None, forwarded_allow_ips: list[str] | str = ()) -> None:
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
@@ -40,6 +40,9 @@ def run(app, host: str, port: int, workers: int, threads: int, when_ready: Calla
         "loglevel": "warning",
         "preload_app": True,
         "proc_name": "wadows",
+        # Whose X-Forwarded-Proto is believed: a believed "https" lets Basic credentials in over plain HTTP, so
+        # nobody's by default (gunicorn's own default trusts 127.0.0.1: any local program could claim TLS).
+        "forwarded_allow_ips": ",".join(_address_list(forwarded_allow_ips)),
     }
     if when_ready is not None:
         options["when_ready"] = lambda server: when_ready()
@@ -50,3 +53,9 @@ def run(app, host: str, port: int, workers: int, threads: int, when_ready: Calla
             # a certificate the CA did not issue fails the handshake.
             options.update(ca_certs=tls["client_ca"], cert_reqs=ssl.CERT_OPTIONAL)
     _Gunicorn(app, options).run()
+
+
+def _address_list(addresses: list[str] | str) -> list[str]:
+    if isinstance(addresses, str):  # from an environment variable: "10.0.0.5,10.0.0.6"
+        addresses = addresses.split(",")
+    return [address.strip() for address in addresses if address.strip()]
