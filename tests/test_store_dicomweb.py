@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +32,11 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from orthanc import Orthanc
 from wadows.dicom import part10
 from wadows.store.base import InstanceGone, StoreError, StoreUnavailable
-from wadows.store import dicomweb
+from wadows.store import dicomweb, series_spool
+from wadows.store.dicom_part import DicomPart
 from wadows.store.dicomweb import DicomWebStore
+from wadows.store.file_identity import file_identity
+from wadows.store.series_spool import SeriesSpool
 from wadows.store.store_auth import parse_store_auth
 
 # Bundled with pydicom (no download), each in a syntax of its own or one the sample lacks.
@@ -412,6 +417,131 @@ class PeakRss:
         self.growth = max(self.growth, self.process.memory_info().rss - self.before)
 
 
+# ---- local copies of whole series ------------------------------------------------------------------
+
+def _largest_series(uploaded: list[dict]) -> list[dict]:
+    series = max({r["series_uid"] for r in uploaded}, key=lambda s: sum(r["series_uid"] == s for r in uploaded))
+    return [r for r in uploaded if r["series_uid"] == series]
+
+
+def _wanted(rows: list[dict]) -> list[tuple[str, str, str]]:
+    return [(r["study_uid"], r["series_uid"], r["sop_instance_uid"]) for r in rows]
+
+
+def test_local_copies_are_files_with_an_identity_and_go_when_closed(orthanc, uploaded, tmp_path):
+    rows = _largest_series(uploaded)
+    assert len(rows) >= 5 and len({r["transfer_syntax_uid"] for r in rows}) >= 5
+    with FrontProxy(orthanc.url) as proxy:
+        store = DicomWebStore(f"{proxy.url}/dicom-web", timeout=FAST, spool_dir=str(tmp_path))
+        view = store.local_copies(_wanted(rows))
+        fetched = [path for path, _ in proxy.seen if "/instances/" in path or "/metadata/" in path]
+        assert fetched == [] and sum("/series/" in p and not p.split("?")[0].endswith("/instances")
+                                     for p, _ in proxy.seen) == 1
+        for row in rows:
+            record = view.locate(row["sop_instance_uid"])
+            assert record.transfer_syntax_uid == row["transfer_syntax_uid"]  # read from the copy itself
+            assert view.available(record) == row["path"].stat().st_size
+            with view.open(record) as first, view.open(record) as second:
+                assert first.read() == row["path"].read_bytes()
+                assert file_identity(first) == file_identity(second) is not None
+        assert len(os.listdir(tmp_path)) == 1
+        view.close()
+        assert os.listdir(tmp_path) == []
+        with view.open(view.locate(rows[0]["sop_instance_uid"])) as fp:  # from the PACS again, as ever
+            assert fp.read() == rows[0]["path"].read_bytes()
+
+
+def test_a_few_instances_of_a_series_are_not_worth_a_series_request(orthanc, uploaded, tmp_path):
+    rows = _largest_series(uploaded)
+    store = DicomWebStore(orthanc.dicomweb_url, timeout=FAST, spool_dir=str(tmp_path))
+    for few in (rows[:1], rows[:len(rows) // 2 - 1]):
+        view = store.local_copies(_wanted(few))
+        assert os.listdir(tmp_path) == []
+        with view.open(view.locate(few[0]["sop_instance_uid"])) as fp:
+            assert fp.read() == few[0]["path"].read_bytes()
+
+
+def test_a_view_dropped_without_closing_takes_its_copies_along(orthanc, uploaded, tmp_path):
+    rows = _largest_series(uploaded)
+    store = DicomWebStore(orthanc.dicomweb_url, timeout=FAST, spool_dir=str(tmp_path))
+    view = store.local_copies(_wanted(rows))
+    assert os.listdir(tmp_path)
+    del view
+    assert os.listdir(tmp_path) == []
+    cycle: list = [store.local_copies(_wanted(rows))]
+    cycle.append(cycle)  # held by a reference cycle, as the SOAP layer holds a response
+    del cycle
+    again = store.local_copies(_wanted(rows))  # collects the garbage first
+    assert len(os.listdir(tmp_path)) == 1
+    again.close()
+    assert os.listdir(tmp_path) == []
+
+
+def _part(path: Path, declared: int | None = -1, chunks: int = 3, fail_after: int | None = None) -> DicomPart:
+    data = path.read_bytes()
+    size = -(-len(data) // chunks)
+
+    def pieces():
+        for i in range(0, len(data), size):
+            if fail_after is not None and i >= fail_after:
+                raise requests.exceptions.ChunkedEncodingError("connection lost")
+            yield data[i:i + size]
+
+    return DicomPart(len(data) if declared == -1 else declared, pieces())
+
+
+def test_the_spool_keeps_wanted_whole_instances_of_the_series_only(uploaded, tmp_path):
+    rows = _largest_series(uploaded)
+    other = next(r for r in uploaded if r["series_uid"] != rows[0]["series_uid"])
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not a DICOM object" * 100)
+    study, series = rows[0]["study_uid"], rows[0]["series_uid"]
+    wanted = {r["sop_instance_uid"] for r in rows[:4]}
+    spool = SeriesSpool(str(tmp_path / "spool"), 1 << 30)
+    parts = [_part(junk), _part(other["path"]), _part(rows[4]["path"]),  # not DICOM, another series, unwanted
+             _part(rows[0]["path"]), _part(rows[1]["path"]), _part(rows[1]["path"]),  # the second twice
+             _part(rows[2]["path"], fail_after=1)]  # cut inside the part
+    stopped = spool.take(parts, study, series, wanted)
+    assert stopped == "ChunkedEncodingError"
+    assert spool.copy(rows[0]["sop_instance_uid"]).path
+    assert [spool.copy(r["sop_instance_uid"]) for r in rows[1:]] == [None] * (len(rows) - 1)
+    assert os.listdir(spool.directory) == [os.path.basename(spool.copy(rows[0]["sop_instance_uid"]).path)]
+    assert spool.take([_part(rows[3]["path"], declared=7)], study, series, wanted).startswith("a part of")
+    assert spool.copy(rows[3]["sop_instance_uid"]) is None and len(os.listdir(spool.directory)) == 1
+    spool.close()
+    assert not os.path.exists(spool.directory)
+
+
+def test_the_spool_stops_at_its_budget_and_before_the_disk_is_full(uploaded, tmp_path, monkeypatch):
+    rows = _largest_series(uploaded)
+    study, series = rows[0]["study_uid"], rows[0]["series_uid"]
+    wanted = {r["sop_instance_uid"] for r in rows}
+    sizes = [r["path"].stat().st_size for r in rows]
+    spool = SeriesSpool(str(tmp_path), sizes[0] + sizes[1] + sizes[2] - 1)
+    assert spool.take([_part(r["path"]) for r in rows], study, series, wanted) == "the request's spool budget is spent"
+    assert [spool.copy(r["sop_instance_uid"]) is not None for r in rows[:3]] == [True, True, False]
+    undeclared = SeriesSpool(str(tmp_path), sizes[0] + sizes[1] - 1)  # found out while writing
+    assert undeclared.take([_part(r["path"], declared=None) for r in rows], study, series, wanted).endswith("spent")
+    assert undeclared.copy(rows[1]["sop_instance_uid"]) is None and len(os.listdir(undeclared.directory)) == 1
+    monkeypatch.setattr(series_spool, "MIN_FREE_BYTES", shutil.disk_usage(tmp_path).free + 1)
+    full = SeriesSpool(str(tmp_path), 1 << 30)
+    assert full.take([_part(r["path"]) for r in rows], study, series, wanted) == "the spool's disk is nearly full"
+    assert os.listdir(full.directory) == []
+
+
+def test_a_spool_left_by_an_ended_process_is_removed(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    left = tmp_path / f"{series_spool.PREFIX}-{series_spool._host_tag()}-{ended.pid}-abcdefgh"
+    other_host = tmp_path / f"{series_spool.PREFIX}-00000000-{ended.pid}-abcdefgh"
+    live = tmp_path / f"{series_spool.PREFIX}-{series_spool._host_tag()}-{os.getppid()}-abcdefgh"
+    for folder in (left, other_host, live):
+        folder.mkdir()
+        (folder / "1").write_bytes(b"x")
+    SeriesSpool(str(tmp_path), 1).close()
+    assert sorted(os.listdir(tmp_path)) == sorted([other_host.name, live.name])
+
+
 # ---- helpers ----------------------------------------------------------------------------------------
 
 def _no_uid_in(exc: BaseException, row: dict) -> None:
@@ -464,6 +594,9 @@ class FrontProxy:
                 for name in ("Content-Type", "Content-Length", "Content-Encoding"):
                     if name in upstream.headers:
                         self.send_header(name, upstream.headers[name])
+                if "Content-Length" not in upstream.headers:  # a series: the body ends when the connection does
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 sent = 0
                 for chunk in upstream.raw.stream(65536, decode_content=False):

@@ -21,6 +21,7 @@ from wadows.wado.source import ImagingDocumentSource
 INDEX_NAME = "index.sqlite3"
 USERS_NAME = "users.jsonl"
 AUDIT_NAME = "audit.jsonl"
+SPOOL_NAME = "spool"
 
 
 def _make_data_dir(data_dir: Path) -> None:
@@ -40,7 +41,9 @@ def build_app(conf: cfg.Config, folder: Path | None, data_dir: Path, repository_
     url = conf.get("store", "url")
     if url:
         store = DicomWebStore(url, auth=conf.get("store", "auth") or None, retries=conf.get("store", "retries"),
-                              timeout=(conf.get("store", "connect_timeout"), conf.get("store", "read_timeout")))
+                              timeout=(conf.get("store", "connect_timeout"), conf.get("store", "read_timeout")),
+                              spool_dir=str(data_dir / SPOOL_NAME),
+                              series_bytes=conf.get("store", "series_spool_bytes"))
         summary = f"DICOMweb store at {_without_credentials(url)}"
     else:
         summary = index_folder(folder, data_dir, show_progress=show_progress)

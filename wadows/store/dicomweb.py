@@ -6,38 +6,49 @@ needed, with two shortcuts when the server is an Orthanc (see orthanc_rest). Wha
 - WADO-RS of one instance as `multipart/related; type="application/dicom"` with `transfer-syntax=*`, which
   asks for the object as stored. Orthanc then sends the uploaded file byte for byte (without the
   parameter it converts to Explicit VR Little Endian).
+- For a request of many instances of a series (local_copies): WADO-RS of the series, the same way. A server
+  that refuses it costs one failed request per series, then each instance is fetched alone.
 
 A record's transfer syntax comes from the QIDO-RS answer when the server gives Available Transfer Syntax
-UID (0008,3002) with one value, else from Orthanc's REST API when the server is an Orthanc, else from the
-first bytes of the object itself. Sizes are unknown (None) unless those first bytes came with a length.
+UID (0008,3002) with one value, else from the local copy of the object when the request fetched its series,
+else from Orthanc's REST API when the server is an Orthanc, else from the first bytes of the object itself.
+Sizes are unknown (None) unless those first bytes came with a length.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Iterable
 from typing import BinaryIO
 from urllib.parse import quote
 
 import requests
 from requests.auth import AuthBase
 
-from wadows.store.base import InstanceGone, InstanceRecord, StoreError
-from wadows.store.dicom_json import (INSTANCE_FIELDS, NUMBER_OF_STUDY_RELATED_INSTANCES, SOP_INSTANCE_UID,
-                                     STUDY_UID, ListedInstance, integer_value, listed_instance)
+from wadows.store.base import InstanceGone, InstanceRecord, StoreError, StoreUnavailable
+from wadows.store.dicom_json import (INSTANCE_FIELDS, NUMBER_OF_STUDY_RELATED_INSTANCES, SERIES_UID,
+                                     SOP_INSTANCE_UID, STUDY_UID, ListedInstance, integer_value, listed_instance)
 from wadows.store.dicom_part import dicom_part
+from wadows.store.local_copies import LocalCopies
 from wadows.store.meta_prefix import MetaIncomplete, transfer_syntax_in
 from wadows.store.orthanc_rest import OrthancRest
 from wadows.store.pacs_http import PacsHttp
 from wadows.store.recent import RecentAnswers
+from wadows.store.series_fetch import WADO_ACCEPT, fetch_series
+from wadows.store.series_spool import LocalCopy, SeriesSpool
 from wadows.store.spool import spool
 from wadows.store.store_auth import parse_store_auth
 
-WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 QIDO_ACCEPT = "application/dicom+json, application/json"
 QIDO_PAGE = 1000  # results asked per QIDO-RS request; servers may cap lower, paging carries on
 META_PREFIX_LIMIT = 1 << 20  # a file meta group longer than this is not one
+SERIES_SIZE = "00201209"  # Number of Series Related Instances
+SERIES_MIN_WANTED = 2  # one instance alone is fetched alone: a series request would buy nothing
 _UNKNOWN = object()
+
+log = logging.getLogger(__name__)
 
 
 class DicomWebStore:
@@ -47,7 +58,8 @@ class DicomWebStore:
                  timeout: tuple[float, float] = (3.05, 30.0), retries: int = 2,
                  spool_threshold: int = 16 << 20, pool_size: int = 16, cache_ttl: float = 30.0,
                  cache_entries: int = 20_000, chunk_size: int = 256 << 10, spool_dir: str | None = None,
-                 verify: bool | str = True, orthanc_url: str | None = None, detect_orthanc: bool = True):
+                 verify: bool | str = True, orthanc_url: str | None = None, detect_orthanc: bool = True,
+                 series_bytes: int = 4 << 30):
         """base_url: the DICOMweb root (Orthanc: http://host:8042/dicom-web). auth: a requests auth object, or
         the `--store-auth` text ("user:password" or "Bearer TOKEN"). timeout: (connect, read) seconds, read
         being the longest silence tolerated, not a limit on a whole transfer. retries: further tries after a
@@ -56,12 +68,14 @@ class DicomWebStore:
         checking, True, False or a CA bundle path. pool_size: keep-alive connections shared by the threads (one
         per server thread is right). cache_ttl/cache_entries: how long and how many located records are
         trusted without asking again. orthanc_url: Orthanc's REST root, when it is not base_url without
-        "/dicom-web" (detect_orthanc=False never looks for one)."""
+        "/dicom-web" (detect_orthanc=False never looks for one). series_bytes: what the local copies of one
+        request may take on disk, in spool_dir (0: never fetch a series whole; see local_copies)."""
         if isinstance(auth, str):
             auth = parse_store_auth(auth)
         self.base_url = base_url.rstrip("/")
         self.spool_threshold = spool_threshold
         self.spool_dir = spool_dir
+        self.series_bytes = series_bytes
         self.chunk_size = chunk_size
         self.http = PacsHttp(auth, timeout, retries, pool_size=pool_size, verify=verify)
         self._recent: RecentAnswers[str, InstanceRecord] = RecentAnswers(cache_entries, cache_ttl)
@@ -92,24 +106,34 @@ class DicomWebStore:
         return {record.sop_instance_uid: record for record in self.instances(study_uid, series_uid)}
 
     def instances(self, study_uid: str, series_uid: str | None = None) -> list[InstanceRecord]:
-        url = f"{self.base_url}/studies/{_path(study_uid)}"
-        url += f"/series/{_path(series_uid)}/instances" if series_uid else "/instances"
+        return self._records(self._listing(study_uid, series_uid))
+
+    def local_copies(self, wanted: Iterable[tuple[str, str, str]]) -> LocalCopies:
+        """This store as one request sees it. wanted: (study, series, SOP instance) UIDs of the documents the
+        request will open. A series of which at least half, and two or more instances, are wanted (its size: one
+        series-level QIDO-RS request) is fetched whole with one WADO-RS request into local copies, at most series_bytes for the
+        request. A series with wanted instances not copied is then listed (as locate_series does), and those
+        are fetched one at a time, as ever. Never raises: the documents report the store's failures."""
+        by_series: dict[tuple[str, str], set[str]] = {}
+        for study, series, sop in wanted:
+            by_series.setdefault((study, series), set()).add(sop)
+        spool, records = None, {}
         try:
-            items = self._qido(url, {}, paged=True)
-        except InstanceGone:  # QIDO-RS on an unknown study or series
-            return []
-        records = []
-        for listed in items:
-            if listed.study_uid != study_uid or (series_uid and listed.series_uid != series_uid):
-                continue
-            known = self._recent.get(listed.sop_instance_uid)
-            if known is None or (known.study_uid, known.series_uid) != (listed.study_uid, listed.series_uid):
-                try:
-                    known = self._remember(self._record(listed))
-                except InstanceGone:  # deleted since the query answered
-                    continue
-            records.append(known)
-        return records
+            for (study, series), sops in by_series.items():
+                if self._worth_fetching(study, series, len(sops)):
+                    spool = spool or self._new_spool()
+                    if spool is not None and spool.has_room():
+                        url = f"{self.base_url}/studies/{_path(study)}/series/{_path(series)}"
+                        fetch_series(self.http, url, study, series, sops, spool)
+                copies = {sop: copy for sop in sops if spool is not None and (copy := spool.copy(sop)) is not None}
+                records.update((sop, self._copied_record(copy)) for sop, copy in copies.items())
+                if len(copies) < len(sops):
+                    self.locate_series(study, series)
+        except StoreUnavailable:
+            pass  # the PACS is down: each document will say so
+        except StoreError as exc:
+            log.info("looking up a series failed (%s): the documents are looked up one by one", exc)
+        return LocalCopies(self, spool, records)
 
     def available(self, record: InstanceRecord) -> int | None:
         """None or the exact size the next open() will give. A record located moments ago is taken as still
@@ -156,9 +180,56 @@ class DicomWebStore:
 
     # ---- records --------------------------------------------------------------------------------
 
+    def _listing(self, study_uid: str, series_uid: str | None) -> list[ListedInstance]:
+        url = f"{self.base_url}/studies/{_path(study_uid)}"
+        url += f"/series/{_path(series_uid)}/instances" if series_uid else "/instances"
+        try:
+            items = self._qido(url, {}, paged=True)
+        except InstanceGone:  # QIDO-RS on an unknown study or series
+            return []
+        return [listed for listed in items if listed.study_uid == study_uid
+                and (not series_uid or listed.series_uid == series_uid)]
+
+    def _records(self, listing: list[ListedInstance]) -> list[InstanceRecord]:
+        records = []
+        for listed in listing:
+            known = self._recent.get(listed.sop_instance_uid)
+            if known is None or (known.study_uid, known.series_uid) != (listed.study_uid, listed.series_uid):
+                try:
+                    known = self._remember(self._record(listed))
+                except InstanceGone:  # deleted since the query answered
+                    continue
+            records.append(known)
+        return records
+
+    def _worth_fetching(self, study_uid: str, series_uid: str, wanted: int) -> bool:
+        if self.series_bytes <= 0 or wanted < SERIES_MIN_WANTED:
+            return False
+        url = f"{self.base_url}/studies/{_path(study_uid)}/series"
+        items = self._qido_page(url, {"SeriesInstanceUID": series_uid, "includefield": SERIES_SIZE})
+        sizes = [integer_value(item, SERIES_SIZE) for item in items if _values(item, SERIES_UID) == [series_uid]]
+        size = sizes[0] if len(sizes) == 1 else None
+        if size is None:  # the server does not say: count a listing
+            size = len(self._listing(study_uid, series_uid))
+        return 0 < size <= wanted * 2
+
+    def _copied_record(self, copy: LocalCopy) -> InstanceRecord:
+        """From the copy's own header: no lookup. Size None as for any record (the copy tells its own)."""
+        facts = copy.facts
+        return InstanceRecord(study_uid=facts.study_uid, series_uid=facts.series_uid,
+                              sop_instance_uid=facts.sop_instance_uid, sop_class_uid=facts.sop_class_uid,
+                              transfer_syntax_uid=facts.transfer_syntax_uid, size=None,
+                              locator=_locator(facts.study_uid, facts.series_uid, facts.sop_instance_uid))
+
+    def _new_spool(self) -> SeriesSpool | None:
+        try:
+            return SeriesSpool(self.spool_dir, self.series_bytes)
+        except OSError as exc:
+            log.warning("no local copies for series (%s): one request per instance", exc.strerror or type(exc).__name__)
+            return None
+
     def _record(self, listed: ListedInstance) -> InstanceRecord:
-        locator = (f"studies/{_path(listed.study_uid)}/series/{_path(listed.series_uid)}"
-                   f"/instances/{_path(listed.sop_instance_uid)}")
+        locator = _locator(listed.study_uid, listed.series_uid, listed.sop_instance_uid)
         syntax, size = listed.transfer_syntax_uid, None
         if syntax is None:
             orthanc = self._orthanc_rest()
@@ -238,12 +309,21 @@ class DicomWebStore:
         return self.http.get(url, results, accept=QIDO_ACCEPT, params=params)
 
 
+def _locator(study_uid: str, series_uid: str, sop_instance_uid: str) -> str:
+    return f"studies/{_path(study_uid)}/series/{_path(series_uid)}/instances/{_path(sop_instance_uid)}"
+
+
 def _path(uid: str) -> str:
     # UIDs are digits and dots; quoting keeps anything else from changing the URL's meaning.
     return quote(uid, safe="")
 
 
 def _key(item: dict, tag: str) -> str:
+    values = _values(item, tag)
+    return str(values) if values else json.dumps(item, sort_keys=True)
+
+
+def _values(item: dict, tag: str) -> list:
     element = item.get(tag)
     values = element.get("Value") if isinstance(element, dict) else None
-    return str(values) if values else json.dumps(item, sort_keys=True)
+    return values if isinstance(values, list) else []

@@ -53,14 +53,18 @@ def read_header_facts(path: str) -> HeaderFacts:
     """The index facts of the Part 10 file at path. Raises NotAnInstance or UnreadableHeader."""
     try:
         with open(path, "rb") as fp:
-            lead = fp.read(PREAMBLE_LENGTH + len(MAGIC))
-            if len(lead) < PREAMBLE_LENGTH + len(MAGIC) or lead[PREAMBLE_LENGTH:] != MAGIC:
-                raise NotAnInstance("no DICM magic after the preamble")
-            fp.seek(0)
-            dataset = _parse_header(fp)
+            return header_facts(fp)
     except OSError as exc:
         raise UnreadableHeader(f"file could not be read ({exc.strerror or type(exc).__name__})") from None
-    return _facts_from(dataset)
+
+
+def header_facts(fp: BinaryIO) -> HeaderFacts:
+    """The same facts from a whole Part 10 object open at its start (a file, or the object in memory)."""
+    lead = fp.read(PREAMBLE_LENGTH + len(MAGIC))
+    if len(lead) < PREAMBLE_LENGTH + len(MAGIC) or lead[PREAMBLE_LENGTH:] != MAGIC:
+        raise NotAnInstance("no DICM magic after the preamble")
+    fp.seek(0)
+    return _facts_from(_parse_header(fp))
 
 
 def _past_series_uid(tag: BaseTag, vr: str | None, length: int) -> bool:

@@ -4,6 +4,7 @@ found and still there, and a RegistryError when it is not."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Callable, Iterable, TypeVar
 
 from wadows import logs
@@ -46,6 +47,19 @@ def prefetch(source: ImagingDocumentSource, refs: Iterable[DocumentRef]) -> None
                 locate_series(study, series)
             except StoreError:
                 return  # the store is down or confused: each document will say so
+
+
+def local_copies(source: ImagingDocumentSource, refs: Iterable[DocumentRef]) -> ImagingDocumentSource:
+    """prefetch, or more from a store that can (a PACS): the requested series fetched whole into local copies
+    for this request alone. The source returned reads through the store's view for the request, which removes
+    its copies when it is dropped (with the response, whether sent in full or not)."""
+    view = getattr(source.store, "local_copies", None)
+    if view is None:
+        prefetch(source, refs)
+        return source
+    wanted = [(ref.study_uid, ref.series_uid, ref.document_uid) for ref in refs
+              if is_valid_uid(ref.study_uid) and is_valid_uid(ref.series_uid) and is_valid_uid(ref.document_uid)]
+    return replace(source, store=view(wanted))
 
 
 def each_document(items: Iterable[I], prepare: Callable[[I], T],

@@ -21,7 +21,7 @@ from wadows.wado.anonymize import AnonymizeChoice, parse_anonymize
 from wadows.wado.anonymized import HeaderBudget, anonymized_result
 from wadows.wado.messages import (Body, DocumentRef, DocumentResult, FileSpan, RegistryError, RetrieveRequest,
                                   Response)
-from wadows.wado.documents import authorize, each_document, find_document, prefetch, request_size_error
+from wadows.wado.documents import authorize, each_document, find_document, local_copies, request_size_error
 from wadows.wado.prepare_ahead import MIN_DOCUMENTS, Pending, ReadyCopy
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
@@ -37,7 +37,7 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
     if problem is not None:
         return Response(errors=[problem], requested=[ref.document_uid for ref in request.documents])
     budget = HeaderBudget(source.prepared_header_bytes)
-    prefetch(source, request.documents)
+    source = local_copies(source, [ref for ref in request.documents if _may_receive(ref, caller)])
     ahead = _work_ahead(source, request, caller)
     try:
         documents, errors = each_document(
@@ -46,6 +46,7 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
             ref_of=lambda item: item[1])
     finally:
         ahead.close()
+    _release_when_sent(source.store, documents)
     response = Response(documents=documents, errors=errors,
                         requested=[ref.document_uid for ref in request.documents])
     for doc in documents:
@@ -85,11 +86,48 @@ def _work_ahead(source: ImagingDocumentSource, request: RetrieveRequest, caller)
     return _Ahead(pending, {position: job for job, position in enumerate(theirs)}) if pending else _Ahead()
 
 
+def _may_receive(ref: DocumentRef, caller) -> bool:
+    """Only what the caller may have is fetched ahead: a refused document costs the PACS nothing."""
+    try:
+        authorize(caller, parse_anonymize(ref.anonymize) is AnonymizeChoice.YES)
+    except Rejected:
+        return False
+    return True
+
+
 def _anonymized_copy_wanted(ref: DocumentRef) -> bool:
     try:
         return parse_anonymize(ref.anonymize) is AnonymizeChoice.YES and is_valid_uid(ref.document_uid)
     except Rejected:  # a value Anonymize may not have: reported when the document's turn comes
         return False
+
+
+def _release_when_sent(store, documents: list[DocumentResult]) -> None:
+    """A store's view for this request (wadows.store.local_copies) removes its local copies once the last
+    document is out, or as soon as one ends early: the response is cut there, nothing more will be read."""
+    close = getattr(store, "close", None)
+    if close is None:
+        return
+    if not documents:
+        close()
+        return
+    left = [len(documents)]
+    for doc in documents:
+        doc.body.chunks = _then_release(doc.body.chunks, left, close)
+
+
+def _then_release(chunks: Callable[[], Iterator[bytes | FileSpan]], left: list[int],
+                  close: Callable[[], None]) -> Callable[[], Iterator[bytes | FileSpan]]:
+    def produce() -> Iterator[bytes | FileSpan]:
+        whole = False
+        try:
+            yield from chunks()
+            whole = True
+        finally:
+            left[0] -= 1
+            if not whole or not left[0]:
+                close()
+    return produce
 
 
 def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[str, ...],
