@@ -13,6 +13,7 @@ answers, more whole studies at once than it has threads. The counts come from /p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -260,6 +261,16 @@ def test_abandoned_downloads_leave_no_descriptors_or_threads(big_server):
         answers = list(pool.map(lambda body: _read_whole(server, body), [plain, anonymized] * (WORKERS * THREADS // 2 + 1)))
     for (status, registry, size, parts), name in zip(answers, ["plain", "anonymized"] * len(answers)):
         assert (status, registry, parts, size) == (200, "Success", INSTANCES + 1, expected[name]), name
+
+    # The audit trail and the metrics say which answers were cut short: not one of the abandoned ones is
+    # recorded as delivered, every whole one is.
+    records = [json.loads(line) for line in (server.data_dir / "audit.jsonl").read_text().splitlines()]
+    cut = [r for r in records if not r["delivered"]]
+    assert len(cut) == ABANDONED, f"{len(cut)} of {ABANDONED} abandoned answers recorded as cut short"
+    assert len(records) - len(cut) >= 2 + WORKERS * THREADS + 2
+    metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+    aborted = sum(int(n) for n in re.findall(r'wadows_requests_total\{[^}]*outcome="aborted"\} (\d+)', metrics))
+    assert aborted == ABANDONED
 
     log = server.log()
     assert "Traceback" not in log, log[-4000:]

@@ -37,7 +37,7 @@ def test_one_json_line_per_record_with_hashed_uids_only(tmp_path):
     assert first | {"time": None, "documents": None} == {
         "time": None, "caller_kind": "user", "caller_name": "alice", "operation": "RetrieveImagingDocumentSet",
         "requested": 3, "returned": 2, "refused": 1, "refusals": {"XDSDocumentUniqueIdError": 1}, "anonymized": 2,
-        "outcome": "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess", "duration_ms": 12.3,
+        "outcome": "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess", "delivered": True, "duration_ms": 12.3,
         "documents": None, "documents_omitted": 0}
     assert all(re.fullmatch(r"h:[0-9a-f]{32}", h) for h in first["documents"])
     assert len(set(first["documents"])) == 3

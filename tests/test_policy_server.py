@@ -4,6 +4,7 @@ trail and the metrics."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -192,3 +193,28 @@ def test_audit_trail_and_metrics(default_server, sample):
     metrics = requests.get(f"{default_server.url}/metrics", timeout=10).text
     assert 'wadows_requests_total{operation="RetrieveImagingDocumentSet"' in metrics
     assert row["sop_instance_uid"] not in metrics
+    assert all(r["delivered"] for r in records)
+
+
+def test_refused_logins_and_refusals_are_audited_and_counted(default_server, sample):
+    """A refused login leaves an audit record (no user name, no UID: the request is not read further); a WADO-URI
+    policy refusal is counted under its HTTP outcome, not as a failed retrieval."""
+    row = ct(sample)
+    audit = default_server.data_dir / "audit.jsonl"
+
+    def metric(outcome):
+        text = requests.get(f"{default_server.url}/metrics", timeout=10).text
+        found = re.search(rf'wadows_requests_total{{operation="WADO-URI",outcome="{outcome}"}} (\d+)', text)
+        return int(found.group(1)) if found else 0
+
+    unauthorized, failed = metric("unauthorized"), metric("failure")
+    before = len(audit.read_text().splitlines()) if audit.exists() else 0
+    assert uri(default_server, row, auth=("QZVMALLORY", "pw")).status_code == 403  # Basic without TLS
+    assert requests.post(default_server.endpoint, data=b"<x/>", auth=("QZVMALLORY", "pw"), timeout=30,
+                         headers={"Content-Type": "application/soap+xml"}).status_code == 403
+    assert uri(default_server, row).status_code == 401  # an original, anonymously
+    new = [json.loads(line) for line in audit.read_text().splitlines()[before:]]
+    assert [(r["operation"], r["outcome"]) for r in new] == [("WADO-URI", 403), ("WADO-WS", 403), ("WADO-URI", 401)]
+    assert new[0]["caller_kind"] is None and new[0]["documents"] == []
+    assert "QZVMALLORY" not in audit.read_text()
+    assert (metric("unauthorized"), metric("failure")) == (unauthorized + 1, failed)

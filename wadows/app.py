@@ -16,7 +16,7 @@ from wadows.policy.access import AccessPolicy, AuthenticationFailed, is_tls
 from wadows.policy.audit import AuditLog
 from wadows.policy.credentials import WWW_AUTHENTICATE
 from wadows.policy.metrics import CONTENT_TYPE as METRICS_TYPE
-from wadows.policy.metrics import Metrics
+from wadows.policy.metrics import ABORTED, Metrics
 from wadows.soap import contract
 from wadows.soap.endpoint import Limits, SoapEndpoint, fault_answer
 from wadows.soap.errors import sender
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 SOAP_PATH = "/wado-ws"
 _BASIC_NEEDS_TLS = "HTTP Basic credentials are accepted only over TLS"
 _INSTANCES_PATH = re.compile(r"/studies/([^/]+)(?:/series/([^/]+))?/instances")
+
+# What an audit record of a refused login names as the operation: the body of such a request is never read.
+_REFUSED_OPERATION = {"soap": "WADO-WS", "uri": "WADO-URI", "qido": "QIDO-RS"}
 
 _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 410: "Gone", 413: "Payload Too Large",
@@ -91,6 +94,7 @@ class WadowsApp:
             self.metrics.count_authentication_failure()
             status = 403 if failure.reason == _BASIC_NEEDS_TLS else 401
             log.info("authentication failed: %s", failure.reason)
+            self._audit(operation=_REFUSED_OPERATION[kind], outcome=status, duration_ms=_ms_since(started))
             if kind == "soap":
                 answer = fault_answer(sender(f"Authentication failed: {failure.reason}", http_status=status), None)
             else:
@@ -105,34 +109,39 @@ class WadowsApp:
         else:
             answer = _started(uri.handle(self.source, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"),
                                          caller))
-        self._account(answer, caller, started)
         headers = answer.headers
         if answer.status == 401:
             headers = headers + [("WWW-Authenticate", WWW_AUTHENTICATE)]
         start_response(_status(answer.status), headers)
         length_framed = any(name.lower() == "content-length" for name, _ in headers)
-        return wire_bytes(answer.body, environ, length_framed)
+        return _accounted(wire_bytes(answer.body, environ, length_framed),
+                          lambda delivered: self._account(answer, caller, started, delivered))
 
     def _caller(self, environ):
         if "HTTP_AUTHORIZATION" in environ and not (self.basic_over_http or is_tls(environ)):
             raise AuthenticationFailed(_BASIC_NEEDS_TLS)
         return self.policy.identify(environ)
 
-    def _account(self, answer, caller, started: float) -> None:
-        """The audit record and the metrics of an answered request (counts, codes, hashed UIDs: no data)."""
+    def _account(self, answer, caller, started: float, delivered: bool) -> None:
+        """The audit record and the metrics of an answered request (counts, codes, hashed UIDs: no data), once
+        its body is sent or cut short (`delivered` False: the client may not have everything returned)."""
         response, operation = answer.response, answer.operation or "other"
         seconds = time.monotonic() - started
-        outcome = response.status if response is not None else answer.status
+        # A policy refusal of WADO-URI is an HTTP status: counted as such, not as a failed retrieval.
+        outcome = answer.status if answer.status in (401, 403) or response is None else response.status
         documents = list(response.documents) if response is not None else []
         refused = [e.code for e in response.errors if e.severity == codes.SEVERITY_ERROR] if response else []
         requested = list(response.requested) if response is not None else list(getattr(answer, "requested", ()))
         anonymized = sum(1 for d in documents if anonymize_requested(d.ref.anonymize))
-        self.metrics.count_request(operation, outcome, caller.kind, returned=len(documents), refused=len(refused),
-                                   anonymized=anonymized, seconds=seconds)
+        self.metrics.count_request(operation, outcome if delivered else ABORTED, caller.kind,
+                                   returned=len(documents) if delivered else 0, refused=len(refused),
+                                   anonymized=anonymized if delivered else 0, seconds=seconds)
+        self._audit(operation=operation, outcome=outcome, caller=caller, documents=requested, returned=len(documents),
+                    refused=refused, anonymized=anonymized, duration_ms=seconds * 1000, delivered=delivered)
+
+    def _audit(self, **fields) -> None:
         try:
-            self.audit.record(operation=operation, outcome=outcome, caller=caller, documents=requested,
-                              returned=len(documents), refused=refused, anonymized=anonymized,
-                              duration_ms=seconds * 1000)
+            self.audit.record(**fields)
         except (OSError, ValueError) as exc:
             log.error("the audit record could not be written: %s", type(exc).__name__)
 
@@ -235,3 +244,19 @@ def _plain(start_response, code: int, text: str, extra: list[tuple[str, str]] | 
     start_response(_status(code), [("Content-Type", "text/plain; charset=utf-8"),
                                    ("Content-Length", str(len(data)))] + (extra or []))
     return [data]
+
+
+def _accounted(body, account):
+    """The body as the WSGI server iterates it; `account(delivered)` once it is all out, or cut short (the client
+    went away, or a stored file failed while it was sent: the server closes the iterator either way)."""
+    delivered = False
+    try:
+        yield from body
+        delivered = True
+    finally:
+        account(delivered)
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+

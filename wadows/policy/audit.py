@@ -51,10 +51,13 @@ class AuditLog:
 
     def record(self, *, operation: str, outcome: str | int, caller: Caller | None = None,
                documents: Iterable[str] = (), requested: int | None = None, returned: int = 0,
-               refused: Iterable[str] = (), anonymized: int = 0, duration_ms: float | None = None) -> None:
+               refused: Iterable[str] = (), anonymized: int = 0, duration_ms: float | None = None,
+               delivered: bool = True) -> None:
         """Append one record. `documents`: the requested UIDs (hashed here); `refused`: one error code per refused
-        document (counted by code); `outcome`: the response status URN or the HTTP status. Raises ValueError for a
-        field that does not look like what it should be, OSError when the line cannot be written."""
+        document (counted by code); `outcome`: the response status URN or the HTTP status; `delivered`: False when
+        the answer was cut short while being sent (the caller may lack some of what `returned` counts). Raises
+        ValueError for a field that does not look like what it should be, OSError when the line cannot be
+        written."""
         if self.path is None:
             return
         # A lone string is one item, not a sequence of characters.
@@ -76,6 +79,7 @@ class AuditLog:
             "refusals": dict(sorted(refusals.items())),
             "anonymized": _count(anonymized),
             "outcome": outcome,
+            "delivered": bool(delivered),
             "duration_ms": None if duration_ms is None else round(float(duration_ms), 1),
             "documents": [self.hash_uid(uid) for uid in kept],
             "documents_omitted": len(uids) - len(kept),

@@ -22,7 +22,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"
 OPERATIONS = ("RetrieveImagingDocumentSet", "RetrieveRenderedImagingDocumentSet",
               "RetrieveImagingDocumentSetInformation", "WADO-URI", "QIDO-RS", OTHER)
-OUTCOMES = ("success", "partial_success", "failure", "fault", "unauthorized", "forbidden", OTHER)
+ABORTED = "aborted"  # the answer was cut short while it was being sent
+OUTCOMES = ("success", "partial_success", "failure", "fault", "unauthorized", "forbidden", ABORTED, OTHER)
 CALLER_KINDS = ("anonymous", "user", "certificate")
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 
