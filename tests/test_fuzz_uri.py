@@ -434,13 +434,11 @@ def panic_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="FUZZ-URI-4 (FUZZ-DEID-7 in the server): decoding the pixels of a stored RLE "
-                   "object whose segment overflows its frame makes pylibjpeg-rle panic; the PanicException "
-                   "(BaseException) passes every `except Exception` and kills the gunicorn worker ('Worker exited with "
-                   "code 1'): the caller's connection is closed without an answer, and every request in flight on "
-                   "that worker is cut. The same happens for RAD-69 (transcoded or anonymized)")
 @pytest.mark.parametrize("content_type", ["application/dicom", "image/jpeg"])
 def test_a_stored_object_that_makes_a_codec_panic(panic_server, content_type):
+    """FUZZ-URI-4: pylibjpeg-rle panics on an RLE segment that overflows its frame (a pyo3 PanicException, which is
+    a BaseException); it used to kill the gunicorn worker. The codec guard (wadows.dicom.codec_panics) turns it
+    into the documented error: the caller gets an answer, the worker lives."""
     server, uids = panic_server
     target = f"/wado?requestType=WADO&{query(list(uids.items()))}&contentType={quote(content_type, safe='')}".encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
