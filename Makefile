@@ -33,10 +33,12 @@ run: sample
 test: install system-deps
 	$(PY) -m pytest
 
-bench: install
+bench: install system-deps
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/retrieve.py --anonymize
 	$(PY) bench/deid.py
+	$(PY) bench/peers.py --sizes 50 200 2000
+	$(PY) bench/load.py --workers-list 1 2 4
 
 clean:
 	rm -rf $(VENV) $(DATA) build *.egg-info .pytest_cache
