@@ -233,3 +233,11 @@ def test_an_earlier_method_that_is_not_well_formed_is_not_carried_on():
     assert "ZYXPLANT" not in str(out.DeidentificationMethod)
     ds = _ct(PatientIdentityRemoved="YES", DeidentificationMethod="OLD TOOL 1.0")
     assert list(_deidentified(ds).DeidentificationMethod)[0] == "OLD TOOL 1.0"
+
+
+@pytest.mark.parametrize("value", [b"201108171ZYXPLANT", b"20110817101112\xc2\xa0"])
+def test_a_shifted_date_time_keeps_no_text_after_its_time(value):
+    ds = _ct()
+    ds[0x0008002A] = raw(0x0008002A, "DT", value + b" " * (len(value) % 2))  # Acquisition DateTime
+    out = _deidentified(pydicom.dcmread(io.BytesIO(_saved(ds))), Profile(retain_long_modified_dates=True))
+    assert b"ZYXPLANT" not in _saved(out) and str(out.AcquisitionDateTime) in ("", "19000101000000")

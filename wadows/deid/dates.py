@@ -14,6 +14,8 @@ import re
 
 _DA = re.compile(r"(\d{4})\.?(\d{2})\.?(\d{2})")          # YYYYMMDD, or the ACR-NEMA YYYY.MM.DD
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(.*)", re.DOTALL)
+# What may follow the date of a DT (HHMMSS.FFFFFF&ZZXX, PS3.5 6.2): it is copied, so nothing else may.
+_DT_REST = re.compile(r"(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?)?)?(?:[+-][0-9]{4})?")
 
 
 def _shifted(year: int, month: int, day: int, days: int) -> _dt.date | None:
@@ -65,7 +67,7 @@ def _shift_one_dt(part: str, days: int) -> str | None:
         # A time after a partial date is not a valid DT; do not guess.
         if not (rest.startswith(("+", "-")) and rest[1:].isdigit()):
             return None
-    if rest and not (rest[0].isdigit() or rest[0] in "+-."):
+    if rest and not _DT_REST.fullmatch(rest):
         return None
     # Partial dates (YYYY, YYYYMM) are shifted as their first day, then cut back to their precision.
     date = _shifted(int(year), int(month or 1), int(day or 1), days)

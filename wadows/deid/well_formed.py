@@ -57,7 +57,7 @@ def well_formed(src: Dataset, tag: int, vr: str, elem: DataElement | RawDataElem
     if vr not in VRS:
         return False
     raw = elem.value if type(elem) is RawDataElement else _encoded(vr, elem)
-    if raw is None:  # a value pydicom left unread (deferred): nothing to judge, nothing read into the output
+    if raw is None:  # no value read (pydicom found none): nothing to judge, no byte of it goes out
         return True
     size = _NUMBER_SIZE.get(vr)
     if size is not None:
