@@ -5,7 +5,8 @@ Two servers for the whole module, both over the bundled sample: one with `--unau
 default policy (anonymous callers get anonymized objects only) and a small document cap
 (WADOWS_SERVER_MAX_DOCUMENTS=25). Properties checked for every example:
 
-- the server answers: HTTP 200 with a RegistryResponse in the Body, or a SOAP 1.2 fault with a 4xx/5xx status;
+- the server answers: HTTP 200 with a RegistryResponse in the Body, or a SOAP 1.2 fault with a 4xx/5xx status
+  (a SOAP/1.1 envelope: a SOAP/1.1 VersionMismatch fault with HTTP 500, SOAP 1.2 Part 1 Appendix A);
 - the answer is well-formed XML (an MTOM answer is split independently of the server's code, support.split_mtom);
 - a fault's reason is short and quotes nothing of the request (planted markers, 12-character windows of the
   free-form values the example generated); a RegistryError's codeContext neither;
@@ -49,6 +50,7 @@ SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 STATUSES = {SUCCESS, "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess",
             "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"}
+SOAP11_VERSION_MISMATCH = "soap11:VersionMismatch"  # Answer.fault_code of the SOAP/1.1 fault
 FAULT_CODES = {"env:Sender", "env:Receiver", "env:VersionMismatch", "env:MustUnderstand", "env:DataEncodingUnknown"}
 RETRIEVE_ACTION = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"
 RENDERED_ACTION = "urn:dicom:wado:ws:2011:RetrieveRenderedImagingDocumentSet"
@@ -288,6 +290,8 @@ def check(reply: requests.Response, values: Values, label: str = "") -> Answer:
         return Answer(200, env, registry_status=registry.get("status"), errors=errors, documents=documents,
                       parts=parts, payload=payload)
     assert 400 <= reply.status_code < 600, (label, reply.status_code, reply.content[:300])
+    if content_type.startswith("text/xml"):
+        return soap11_fault(reply, values, label)
     assert content_type.startswith("application/soap+xml"), (label, reply.status_code, content_type,
                                                              reply.content[:300])
     env = etree.fromstring(reply.content, SAFE_PARSER)
@@ -302,6 +306,21 @@ def check(reply: requests.Response, values: Values, label: str = "") -> Answer:
     if reply.status_code == 500 and code == "env:Receiver":
         RECEIVER_FAULTS.append(f"{label}: {reason}")
     return Answer(reply.status_code, env, fault_code=code, reason=reason)
+
+
+def soap11_fault(reply: requests.Response, values: Values, label: str) -> Answer:
+    """The only SOAP/1.1 answer: VersionMismatch, with the Upgrade header block naming the SOAP 1.2 envelope."""
+    assert reply.status_code == 500 and reply.headers["Content-Type"] == "text/xml; charset=utf-8", label
+    env = etree.fromstring(reply.content, SAFE_PARSER)
+    fault = env.find(f"{{{SOAP11}}}Body/{{{SOAP11}}}Fault")
+    assert fault is not None, reply.content[:500]
+    prefix, _, local = (fault.findtext("faultcode") or "").rpartition(":")
+    assert (fault.nsmap.get(prefix or None), local) == (SOAP11, "VersionMismatch"), reply.content[:500]
+    assert env.find(f"{{{SOAP11}}}Header/{{{SOAP12}}}Upgrade/{{{SOAP12}}}SupportedEnvelope") is not None
+    reason = fault.findtext("faultstring") or ""
+    assert len(reason) <= 300 and "Traceback" not in reason, reason
+    no_echo(reason, values, "a faultstring")
+    return Answer(500, env, fault_code=SOAP11_VERSION_MISMATCH, reason=reason)
 
 
 def still_serving(server, rows) -> None:
@@ -473,7 +492,9 @@ def test_envelope_structure(servers, rows, data):
                                               f'application/soap+xml; action="{RETRIEVE_ACTION}"']))
     answer = check(raw_post(server, xml.encode("utf-8"), content_type), values, "structure")
     if env_ns == SOAP11 and root == "Envelope" and well_formed(xml.encode("utf-8")) and "DOCTYPE" not in prolog:
-        assert answer.fault_code == "env:VersionMismatch"
+        assert answer.fault_code == SOAP11_VERSION_MISMATCH
+    if answer.fault_code == SOAP11_VERSION_MISMATCH:
+        assert env_ns == SOAP11 and root == "Envelope"
     if answer.status == 200 and server.policy == "anonymized":
         assert_nothing_original(answer, sop)
     still_serving(server, rows)

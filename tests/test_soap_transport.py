@@ -117,14 +117,49 @@ def test_chunked_request_body(server, sample):
     assert reply.status_code == 200 and reply.request.headers.get("Transfer-Encoding") == "chunked"
 
 
-def test_soap11_envelope_gets_version_mismatch(server, sample):
-    xml = envelope(rad69_body([doc(sample[0])]), soap_ns="http://schemas.xmlsoap.org/soap/envelope/")
-    reply = post(server.endpoint, xml, content_type="text/xml; charset=utf-8",
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+@pytest.mark.parametrize("packaging", ["plain", "mtom"])
+def test_soap11_envelope_gets_a_soap11_version_mismatch(server, sample, packaging):
+    """SOAP 1.2 Part 1, Appendix A: a SOAP/1.1 sender gets a SOAP/1.1 fault it can read, with the Upgrade header
+    block naming the SOAP 1.2 envelope (§5.4.7)."""
+    message_id = "urn:uuid:5e0c1d2a-soap11-request"
+    xml = envelope(rad69_body([doc(sample[0])]), soap_ns=SOAP11, message_id=message_id)
+    content_type = "text/xml; charset=utf-8"
+    if packaging == "mtom":  # JAX-WS SOAP 1.1 with MTOM: the root part is application/xop+xml; type="text/xml"
+        xml = (b'--b0\r\nContent-Type: application/xop+xml; charset=UTF-8; type="text/xml"\r\n'
+               b"Content-ID: <root>\r\n\r\n" + xml + b"\r\n--b0--\r\n")
+        content_type = ('multipart/related; type="application/xop+xml"; boundary="b0"; start="<root>"; '
+                        'start-info="text/xml"')
+    reply = post(server.endpoint, xml, content_type=content_type,
                  headers={"SOAPAction": "urn:ihe:rad:2009:RetrieveImagingDocumentSet"})
-    env, code, reason = fault(reply)
-    assert reply.status == 500 and code.endswith(":VersionMismatch")
-    assert env.find(f"{{{SOAP12}}}Header/{{{SOAP12}}}Upgrade") is not None
+    assert reply.status == 500 and reply.content_type == "text/xml; charset=utf-8"
+    env = etree.fromstring(reply.raw)
+    assert env.tag == f"{{{SOAP11}}}Envelope"
+    assert [child.tag for child in env] == [f"{{{SOAP11}}}Header", f"{{{SOAP11}}}Body"]
+    upgrade = env.find(f"{{{SOAP11}}}Header/{{{SOAP12}}}Upgrade")
+    supported = upgrade.find(f"{{{SOAP12}}}SupportedEnvelope")
+    prefix, _, local = supported.get("qname").rpartition(":")
+    assert (supported.nsmap[prefix], local) == (SOAP12, "Envelope")
+    fault_el = env.find(f"{{{SOAP11}}}Body/{{{SOAP11}}}Fault")
+    assert [child.tag for child in fault_el] == ["faultcode", "faultstring"]  # SOAP 1.1 §4.4: unqualified
+    prefix, _, local = fault_el.findtext("faultcode").rpartition(":")
+    assert (fault_el.nsmap[prefix], local) == (SOAP11, "VersionMismatch")
+    reason = fault_el.findtext("faultstring")
+    assert "SOAP 1.2" in reason and message_id not in reason and sample[0]["sop_instance_uid"] not in reason
+    assert message_id.encode() not in reply.raw and sample[0]["sop_instance_uid"].encode() not in reply.raw
     assert_still_serving(server, sample)
+
+
+@pytest.mark.parametrize("namespace", ["urn:example", "http://www.w3.org/2003/05/soap-envelope/"])
+def test_envelope_of_another_namespace_gets_a_soap12_version_mismatch(server, sample, namespace):
+    xml = envelope(rad69_body([doc(sample[0])]), soap_ns=namespace)
+    reply = post(server.endpoint, xml)
+    env, code, reason = fault(reply)
+    assert reply.status == 500 and code == "env:VersionMismatch"
+    assert reply.content_type.startswith("application/soap+xml")
+    assert env.find(f"{{{SOAP12}}}Header/{{{SOAP12}}}Upgrade") is not None
 
 
 @pytest.mark.parametrize("name,body", [
@@ -141,6 +176,14 @@ def test_unreadable_requests_are_sender_faults(server, sample, name, body):
     assert reply.status == 400 and code.endswith(":Sender"), (name, reason)
     assert "Traceback" not in reason and "File " not in reason
     assert_still_serving(server, sample)
+
+
+@pytest.mark.parametrize("body", ["", "<x:Bogus xmlns:x='urn:example'/>"])
+def test_body_faults_carry_relates_to(server, body):
+    reply = post(server.endpoint, envelope(body, message_id="urn:uuid:body-fault-1"))
+    env, code, _ = fault(reply)
+    assert reply.status == 400 and code.endswith(":Sender")
+    assert env.find(f"{{{SOAP12}}}Header").findtext(f"{{{WSA}}}RelatesTo") == "urn:uuid:body-fault-1"
 
 
 def test_xxe_is_not_resolved(server, sample):
@@ -174,10 +217,13 @@ def test_oversized_body_is_refused(server, sample):
 
 def test_unknown_must_understand_header_is_a_must_understand_fault(server, sample):
     extra = '<x:Secret xmlns:x="urn:example:ext" s:mustUnderstand="true">1</x:Secret>'
-    reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])]), extra_headers=extra))
+    reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])]), extra_headers=extra,
+                                           message_id="urn:uuid:must-understand-1"))
     env, code, _ = fault(reply)
     assert reply.status == 500 and code.endswith(":MustUnderstand")
     assert env.find(f"{{{SOAP12}}}Header/{{{SOAP12}}}NotUnderstood") is not None
+    # JAX-WS with required addressing refuses a fault without RelatesTo and shows its own error instead
+    assert env.find(f"{{{SOAP12}}}Header").findtext(f"{{{WSA}}}RelatesTo") == "urn:uuid:must-understand-1"
     assert_still_serving(server, sample)
 
 
@@ -202,12 +248,14 @@ def test_xop_include_resolves_only_parts_of_the_message(server, sample, href):
         f"<ihe:DocumentUniqueId>{sample[0]['sop_instance_uid']}</ihe:DocumentUniqueId>",
         f'<ihe:DocumentUniqueId><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="{href}"/>'
         f'</ihe:DocumentUniqueId>')
-    xml = envelope(body_xml)
+    xml = envelope(body_xml, message_id="urn:uuid:xop-fault-1")
     body = (f"--{boundary}\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\r\n"
             f"Content-ID: <root>\r\n\r\n").encode() + xml + f"\r\n--{boundary}--\r\n".encode()
     reply = post(server.endpoint, body,
                  content_type=f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; start="<root>"')
-    assert reply.status == 400 and "xop:Include" in fault(reply)[2]
+    env, _, reason = fault(reply)
+    assert reply.status == 400 and "xop:Include" in reason
+    assert env.find(f"{{{SOAP12}}}Header").findtext(f"{{{WSA}}}RelatesTo") == "urn:uuid:xop-fault-1"
     assert b"root:x:" not in reply.raw
     assert_still_serving(server, sample)
 

@@ -11,7 +11,7 @@ from lxml import etree
 from wadows import logs
 from wadows.soap import addressing, faults, mtom_in, mtom_out
 from wadows.soap import namespaces as ns
-from wadows.soap.errors import SoapFault, receiver, sender
+from wadows.soap.errors import ONLY_SOAP12, Soap11Message, SoapFault, receiver, sender
 from wadows.soap.operations import BY_REQUEST
 from wadows.soap.service import RequestState, SpyneDriver
 from wadows.soap.xmlparse import parse_untrusted
@@ -48,10 +48,12 @@ class SoapEndpoint:
             body = read_body(environ, self.limits.max_request_bytes)
             package = mtom_in.unpack(environ.get("CONTENT_TYPE", ""), body, self.limits.max_mime_parts)
             envelope = parse_untrusted(package.xml, self.limits.max_xml_depth)
-            header, request = split_envelope(envelope)
-            mtom_in.resolve_xop(envelope, package.attachments)
-            wsa = addressing.read(header)
+            # WS-Addressing first, so that every later fault (xop:Include, the Body) carries RelatesTo. wsa values
+            # are URIs, never XOP-optimized: nothing is lost by reading them before XOP is resolved.
+            wsa = addressing.read(envelope_header(envelope))
             relates_to = wsa.message_id
+            mtom_in.resolve_xop(envelope, package.attachments)
+            request = body_request(envelope)
             spec = BY_REQUEST.get(request.tag)
             if spec is None:
                 raise sender("The SOAP Body does not hold a request of an operation this endpoint offers")
@@ -75,9 +77,11 @@ class SoapEndpoint:
 
 
 def fault_answer(fault: SoapFault, relates_to: str | None) -> HttpAnswer:
-    body = faults.envelope(fault, relates_to)
-    return HttpAnswer(faults.http_status(fault),
-                      [("Content-Type", "application/soap+xml; charset=utf-8"), ("Content-Length", str(len(body)))],
+    if isinstance(fault, Soap11Message):  # the SOAP 1.1 HTTP binding's media type
+        body, content_type = faults.soap11_version_mismatch(fault), "text/xml; charset=utf-8"
+    else:
+        body, content_type = faults.envelope(fault, relates_to), "application/soap+xml; charset=utf-8"
+    return HttpAnswer(faults.http_status(fault), [("Content-Type", content_type), ("Content-Length", str(len(body)))],
                       [body])
 
 
@@ -128,13 +132,19 @@ def with_our_prefixes(element: etree._Element) -> etree._Element:
     return copy(element, None)
 
 
-def split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element]:
+def envelope_header(envelope: etree._Element) -> etree._Element | None:
+    """The SOAP 1.2 Header, once the root is known to be a SOAP 1.2 Envelope."""
+    if envelope.tag == f"{{{ns.SOAP11}}}Envelope":
+        raise Soap11Message()
     if etree.QName(envelope).localname == "Envelope" and envelope.tag != f"{{{ns.SOAP12}}}Envelope":
-        raise SoapFault("VersionMismatch", "Only SOAP 1.2 envelopes are accepted "
-                                           "(namespace http://www.w3.org/2003/05/soap-envelope)")
+        raise SoapFault("VersionMismatch", ONLY_SOAP12)
     if envelope.tag != f"{{{ns.SOAP12}}}Envelope":
         raise sender("The request is not a SOAP envelope")
-    header = envelope.find(f"{{{ns.SOAP12}}}Header")
+    return envelope.find(f"{{{ns.SOAP12}}}Header")
+
+
+def body_request(envelope: etree._Element) -> etree._Element:
+    """The request element: the first child of the Body."""
     body = envelope.find(f"{{{ns.SOAP12}}}Body")
     if body is None:
         raise sender("The SOAP envelope has no Body")
@@ -142,7 +152,7 @@ def split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etr
     if not children:
         raise sender("The SOAP Body is empty")
     _merge_repeated_requests(children)
-    return header, children[0]
+    return children[0]
 
 
 def _merge_repeated_requests(children: list[etree._Element]) -> None:

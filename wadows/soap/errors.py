@@ -1,6 +1,8 @@
-"""Problems with the message itself, answered with a SOAP 1.2 fault (never with internals in the text)."""
+"""Problems with the message itself, answered with a SOAP fault (never with internals in the text)."""
 
 from __future__ import annotations
+
+ONLY_SOAP12 = "Only SOAP 1.2 envelopes are accepted (namespace http://www.w3.org/2003/05/soap-envelope)"
 
 
 class SoapFault(Exception):
@@ -26,3 +28,11 @@ def sender(reason: str, subcode: str | None = None, http_status: int = 400) -> S
 def receiver(reason: str = "The server could not process the request") -> SoapFault:
     """Our failure; the text never carries internals (SOAP 1.2 HTTP binding: 500)."""
     return SoapFault("Receiver", reason, None, 500)
+
+
+class Soap11Message(SoapFault):
+    """The request is a SOAP/1.1 envelope. Its sender reads only SOAP/1.1, so the answer is a SOAP/1.1
+    VersionMismatch fault (SOAP 1.2 Part 1, Appendix A), not a SOAP 1.2 one."""
+
+    def __init__(self):
+        super().__init__("VersionMismatch", ONLY_SOAP12)

@@ -1,5 +1,5 @@
-"""SOAP 1.2 fault envelopes, written here rather than by spyne: spyne cannot produce VersionMismatch or
-MustUnderstand, and it answers every fault with HTTP 500."""
+"""Fault envelopes, written here rather than by spyne: spyne cannot produce VersionMismatch or MustUnderstand, and
+it answers every fault with HTTP 500. SOAP 1.2, except the SOAP/1.1 VersionMismatch fault of Appendix A."""
 
 from __future__ import annotations
 
@@ -24,9 +24,7 @@ def envelope(fault: SoapFault, relates_to: str | None = None) -> bytes:
     env = etree.Element(f"{{{ns.SOAP12}}}Envelope", nsmap={"env": ns.SOAP12, "wsa": ns.WSA})
     header = addressing.response_header(ns.WSA_FAULT_ACTION, relates_to or getattr(fault, "relates_to", None))
     if fault.code == "VersionMismatch":
-        upgrade = etree.Element(f"{{{ns.SOAP12}}}Upgrade")
-        etree.SubElement(upgrade, f"{{{ns.SOAP12}}}SupportedEnvelope", qname="env:Envelope")
-        header.insert(0, upgrade)
+        header.insert(0, _upgrade())
     not_understood = getattr(fault, "not_understood", None)
     if not_understood:
         qname = etree.QName(not_understood)
@@ -46,3 +44,21 @@ def envelope(fault: SoapFault, relates_to: str | None = None) -> bytes:
     text.set(f"{{{ns.XML}}}lang", "en")
     text.text = fault.reason
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+
+
+def soap11_version_mismatch(fault: SoapFault) -> bytes:
+    """SOAP 1.2 Part 1, Appendix A: a SOAP/1.1 sender gets a SOAP/1.1 fault it can read (faultcode, faultstring),
+    with the Upgrade header block naming the envelope we accept. No WS-Addressing: the message was not processed."""
+    env = etree.Element(f"{{{ns.SOAP11}}}Envelope", nsmap={"soap": ns.SOAP11})
+    etree.SubElement(env, f"{{{ns.SOAP11}}}Header").append(_upgrade())
+    fault_el = etree.SubElement(etree.SubElement(env, f"{{{ns.SOAP11}}}Body"), f"{{{ns.SOAP11}}}Fault")
+    etree.SubElement(fault_el, "faultcode").text = "soap:VersionMismatch"  # SOAP 1.1: unqualified children
+    etree.SubElement(fault_el, "faultstring").text = fault.reason
+    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+
+
+def _upgrade() -> etree._Element:
+    # SOAP 1.2 Part 1 §5.4.7; env declared on the block itself so that its qname resolves in any envelope.
+    upgrade = etree.Element(f"{{{ns.SOAP12}}}Upgrade", nsmap={"env": ns.SOAP12})
+    etree.SubElement(upgrade, f"{{{ns.SOAP12}}}SupportedEnvelope", qname="env:Envelope")
+    return upgrade
