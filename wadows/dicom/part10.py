@@ -190,6 +190,9 @@ def encode(
     `pixel_edit` (one (rows, columns[, samples]) frame per call, in frame order; it may edit in place and
     must not change the header), and encoded in `transfer_syntax`.
 
+    Stored pixel bytes go out as they are only when the source's Image Pixel attributes account for every one
+    of them (DicomReadError otherwise: they could hold anything, a swallowed header included).
+
     Not a generator: checks and the first frame run now, so TranscodeError comes before any byte.
     Iterate the result while `source.fp` is open and used by nothing else.
     """
@@ -230,7 +233,8 @@ class CopyPlan:
 def plan_copy(header: Dataset, source: SourceInstance, transfer_syntax: str) -> CopyPlan | None:
     """The output of encode(header, source, transfer_syntax) without a pixel edit, prepared now so that it
     can be sent later from the stored file alone: the header work done once, the size known in advance.
-    None when the pixels must be decoded or the output is deflated (then use encode())."""
+    None when the pixels must be decoded or the output is deflated (then use encode()); DicomReadError, as
+    encode(), when the Image Pixel attributes do not account for the stored Pixel Data."""
     return plan_copy_with_layout(header, source, transfer_syntax)[0]
 
 
@@ -304,10 +308,11 @@ def _check_described(source: SourceInstance) -> None:
         check_described(source.dataset, ref.value_length)
         return
     elem = source.dataset._dict[_PIXEL_DATA]  # parsed with the data set (deflated source)
-    length = elem.length if isinstance(elem, RawDataElement) else len(elem.value or b"")
-    if not isinstance(elem, RawDataElement) and elem.is_undefined_length:
-        length = _UNDEFINED_LENGTH
-    check_described(source.dataset, None if length == _UNDEFINED_LENGTH else length)
+    if isinstance(elem, RawDataElement):
+        length = None if elem.length == _UNDEFINED_LENGTH else elem.length
+    else:
+        length = None if elem.is_undefined_length else len(elem.value or b"")
+    check_described(source.dataset, length)
 
 
 def _header_bytes(header: Dataset, body: Dataset, source: SourceInstance, target: UID,
