@@ -49,17 +49,19 @@ def prefetch(source: ImagingDocumentSource, refs: Iterable[DocumentRef]) -> None
                 return  # the store is down or confused: each document will say so
 
 
-def local_copies(source: ImagingDocumentSource, refs: Iterable[DocumentRef]) -> ImagingDocumentSource:
+def local_copies(source: ImagingDocumentSource,
+                 refs: Iterable[DocumentRef]) -> tuple[ImagingDocumentSource, Callable[[], None] | None]:
     """prefetch, or more from a store that can (a PACS): the requested series fetched whole into local copies
-    for this request alone. The source returned reads through the store's view for the request, which removes
-    its copies when it is dropped (with the response, whether sent in full or not)."""
+    for this request alone. Returns the source to read through (the store's view for the request) and what
+    removes its copies (None when there are none to remove); dropping the view removes them too."""
     view = getattr(source.store, "local_copies", None)
     if view is None:
         prefetch(source, refs)
-        return source
+        return source, None
     wanted = [(ref.study_uid, ref.series_uid, ref.document_uid) for ref in refs
               if is_valid_uid(ref.study_uid) and is_valid_uid(ref.series_uid) and is_valid_uid(ref.document_uid)]
-    return replace(source, store=view(wanted))
+    copies = view(wanted)
+    return replace(source, store=copies), copies.close
 
 
 def each_document(items: Iterable[I], prepare: Callable[[I], T],

@@ -37,7 +37,7 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
     if problem is not None:
         return Response(errors=[problem], requested=[ref.document_uid for ref in request.documents])
     budget = HeaderBudget(source.prepared_header_bytes)
-    source = local_copies(source, [ref for ref in request.documents if _may_receive(ref, caller)])
+    source, release = local_copies(source, [ref for ref in request.documents if _may_receive(ref, caller)])
     ahead = _work_ahead(source, request, caller)
     try:
         documents, errors = each_document(
@@ -46,7 +46,8 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
             ref_of=lambda item: item[1])
     finally:
         ahead.close()
-    _release_when_sent(source.store, documents)
+    if release is not None:
+        _release_when_sent(release, documents)
     response = Response(documents=documents, errors=errors,
                         requested=[ref.document_uid for ref in request.documents])
     for doc in documents:
@@ -102,12 +103,9 @@ def _anonymized_copy_wanted(ref: DocumentRef) -> bool:
         return False
 
 
-def _release_when_sent(store, documents: list[DocumentResult]) -> None:
-    """A store's view for this request (wadows.store.local_copies) removes its local copies once the last
-    document is out, or as soon as one ends early: the response is cut there, nothing more will be read."""
-    close = getattr(store, "close", None)
-    if close is None:
-        return
+def _release_when_sent(close: Callable[[], None], documents: list[DocumentResult]) -> None:
+    """The request's local copies of stored objects go once the last document is out, or as soon as one
+    ends early: the response is cut there, nothing more will be read."""
     if not documents:
         close()
         return
