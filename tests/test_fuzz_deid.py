@@ -739,6 +739,29 @@ def test_pixel_data_that_swallowed_the_header_is_not_copied():
         part10.plan_copy(header, instance, str(ExplicitVRLittleEndian))
 
 
+def test_wadows_deidentify_counts_such_a_file_as_failed_and_goes_on(tmp_path):
+    """The command line runs the same core over a folder: the crafted file is reported as failed (and why, without
+    a value), no part of it is written, and the good file next to it is done."""
+    import subprocess
+    import sys
+
+    data = _saved(planting.planted_dataset("ct"))
+    ds = pydicom.dcmread(io.BytesIO(bytes(data)))
+    first_patient = min(e.value_tell for tag, e in ds._dict.items() if tag >> 16 == 0x0010) - 8
+    rest = bytes(data[first_patient:])
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "crafted.dcm").write_bytes(
+        bytes(data[:first_patient]) + b"\xe0\x7f\x10\x00OW\x00\x00" + len(rest).to_bytes(4, "little") + rest)
+    (tmp_path / "in" / "good.dcm").write_bytes(bytes(data))
+    done = subprocess.run([sys.executable, "-m", "wadows", "deidentify", str(tmp_path / "in"), str(tmp_path / "out"),
+                           "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "1 de-identified" in done.stdout and "1 failed" in done.stdout, done.stdout
+    written = list((tmp_path / "out").rglob("*"))
+    assert len([p for p in written if p.is_file()]) == 1 and not any(p.suffix == ".partial" for p in written)
+    assert leaks([(done.stdout + done.stderr).encode()], planting.PLANTED) == []
+
+
 @pytest.mark.parametrize("tag,vr,text", [(0x00280106, "US", b"DOE^JANE12"), (0x00189087, "FD", b"ZYXPLANT^QUORRA!")])
 def test_text_in_a_number_does_not_survive(tag, vr, text):
     """FUZZ-DEID-11: numbers were kept whatever their bytes: a US value was checked to be whole 2-byte words but

@@ -79,8 +79,14 @@ def _one(path: Path, out: Path, deidentifier: Deidentifier) -> tuple[str, str]:
         target = choose_transfer_syntax(stored, [stored, EXPLICIT_LE], pixel_edit=plan.pixel_edit is not None)
         if target is None:
             return "refused", "the pixels must be cleaned and cannot be written in any transfer syntax here"
-        header = deidentifier.apply(instance.dataset, plan)
-        destination = out / header.StudyInstanceUID / header.SeriesInstanceUID / f"{header.SOPInstanceUID}.dcm"
+        try:
+            header = deidentifier.apply(instance.dataset, plan)
+        except part10.DicomReadError as exc:  # a malformed element is converted only here
+            return "failed", f"unreadable: {exc}"
+        # Folders by the new UIDs; an object without them (damaged) is still placed, not a crash.
+        study, series = (str(header.get(keyword, "") or f"no-{name}-uid") for keyword, name in
+                         (("StudyInstanceUID", "study"), ("SeriesInstanceUID", "series")))
+        destination = out / study / series / f"{header.SOPInstanceUID}.dcm"
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_suffix(".partial")
         try:
@@ -88,7 +94,7 @@ def _one(path: Path, out: Path, deidentifier: Deidentifier) -> tuple[str, str]:
                 for chunk in part10.encode(header, instance, target, plan.pixel_edit):
                     f.write(chunk)
             os.replace(partial, destination)
-        except part10.TranscodeError as exc:
+        except (part10.TranscodeError, part10.DicomReadError) as exc:  # e.g. Pixel Data its attributes do not describe
             partial.unlink(missing_ok=True)
             return "failed", str(exc)
         except BaseException:
