@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import tracemalloc
+import uuid
 import warnings
 import zlib
 from pathlib import Path
@@ -312,6 +313,8 @@ def test_file_meta_is_rebuilt_for_the_output():
     assert meta.MediaStorageSOPClassUID == CTImageStorage
     assert meta.ImplementationClassUID != source.dataset.file_meta.ImplementationClassUID
     assert meta.ImplementationVersionName.startswith("WADOWS_")
+    assert meta.ImplementationClassUID == "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                                  "urn:wadows:implementation-class").int)
     assert header.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian  # the caller's file meta is untouched
     assert header.file_meta.MediaStorageSOPInstanceUID == source.dataset.SOPInstanceUID
     raw = written(header, source, ImplicitVRLittleEndian)

@@ -18,14 +18,16 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import correct_ambiguous_vr, write_data_element, write_dataset, write_file_meta_info
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import UID
 
 from wadows import __version__
 from wadows.dicom.file_meta_bytes import file_meta_bytes
 
 PREAMBLE = b"\0" * 128 + b"DICM"  # a fresh preamble: the stored one may carry a TIFF header or anything else
 
-IMPLEMENTATION_CLASS_UID = PYDICOM_IMPLEMENTATION_UID
+# wadows's own (PS3.7 D.3.3.2: it names the implementation that wrote the file; pydicom's would say pydicom did):
+# 2.25. + uuid5(NAMESPACE_URL, "urn:wadows:implementation-class") as an integer, fixed for good.
+IMPLEMENTATION_CLASS_UID = UID("2.25.61595224878711836930018207026948296908")
 IMPLEMENTATION_VERSION_NAME = f"WADOWS_{__version__}"[:16]  # SH, 16 characters at most
 
 _PIXEL_DATA_TAG = 0x7FE00010
