@@ -33,6 +33,8 @@ PARTIAL = "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"
 BUSY = "XDSRepositoryBusy"
 KEY = "series-test-key-0123456789abcdef"
 SERIES_PATH = re.compile(r"^/dicom-web/studies/[^/?]+/series/[^/?]+$")
+SERIES_QUERY = re.compile(r"^/dicom-web/studies/[^/?]+/series$")
+LISTING_PATH = re.compile(r"^/dicom-web/studies/[^/?]+/series/[^/?]+/instances$")
 INSTANCE_PATH = re.compile(r"^/dicom-web/studies/[^/?]+/series/[^/?]+/instances/[^/?]+$")
 
 
@@ -111,6 +113,7 @@ class CountingProxy:
         self.orthanc = orthanc
         self.paths: list[str] = []
         self.series_status: int | None = None
+        self.refuse_series_query = False  # series-level QIDO-RS answered 400 (the size of a series unknown)
         self.drop_uid: str | None = None
         self.cut_series_after: int | None = None
         self.kill_at_cut = False
@@ -126,7 +129,7 @@ class CountingProxy:
     def reset(self) -> None:
         self.paths.clear()
         self.series_status = self.drop_uid = self.cut_series_after = None
-        self.kill_at_cut = False
+        self.kill_at_cut = self.refuse_series_query = False
 
     def series_gets(self) -> list[str]:
         return [p for p in self.paths if SERIES_PATH.match(p)]
@@ -145,6 +148,9 @@ class CountingProxy:
                 series = bool(SERIES_PATH.match(self.path.split("?")[0]))
                 if series and proxy.series_status is not None:
                     self._answer(proxy.series_status, {"Content-Length": "0"}, [])
+                    return
+                if proxy.refuse_series_query and SERIES_QUERY.match(self.path.split("?")[0]):
+                    self._answer(400, {"Content-Length": "0"}, [])
                     return
                 headers = {n: self.headers[n] for n in ("Accept", "Accept-Encoding") if n in self.headers}
                 try:
@@ -262,6 +268,7 @@ def test_a_whole_series_comes_in_one_wado_rs_request_and_goes_out_byte_for_byte(
         assert "Content-Length" in reply.headers  # every size known in advance: the copies are files
     assert len(proxy.series_gets()) == 2 and proxy.instance_gets() == []
     assert not [p for p in proxy.paths if "/metadata/" in p]  # the copies name their own transfer syntax
+    assert not [p for p in proxy.paths if LISTING_PATH.match(p)]  # nor is an instance listing needed
     assert_spool_empty(server)
 
 
@@ -290,6 +297,18 @@ def test_anonymized_answer_is_the_folder_stores_answer_and_the_pacs_is_asked_onc
                 assert part == expected[uid][1]
     finally:
         reference.stop()
+    assert_spool_empty(server)
+
+
+def test_a_pacs_that_does_not_say_how_big_a_series_is_gets_it_listed_first(proxied, proxy, mr):
+    _, server = proxied
+    proxy.refuse_series_query = True
+    _, status, errors, returned = retrieve(server, mr)
+    assert status == SUCCESS, errors
+    assert {uid: part for uid, (_, part) in returned.items()} == \
+        {r["sop_instance_uid"]: r["path"].read_bytes() for r in mr}
+    assert len([p for p in proxy.paths if LISTING_PATH.match(p)]) == 1
+    assert len(proxy.series_gets()) == 1 and proxy.instance_gets() == []
     assert_spool_empty(server)
 
 

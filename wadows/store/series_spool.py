@@ -30,9 +30,9 @@ from wadows.store.header import HeaderFacts, NotAnInstance, UnreadableHeader, he
 log = logging.getLogger(__name__)
 
 MIN_FREE_BYTES = 1 << 30  # left free on the spool's disk whatever the budget: the server and the OS need it
-PREFIX = "series"
-_live: "weakref.WeakSet[SeriesSpool]" = weakref.WeakSet()
 SMALL_OBJECT = 1 << 20  # an object up to this size is also kept in memory while it is written, to be read back
+PREFIX = "series"
+_live: "weakref.WeakSet[SeriesSpool]" = weakref.WeakSet()  # spools not closed yet, in this process
 
 
 @dataclass(frozen=True)
