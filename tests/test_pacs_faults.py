@@ -3,6 +3,7 @@ request after Orthanc comes back works."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -66,3 +67,30 @@ def test_object_deleted_in_the_pacs_is_a_document_error(pacs, sample):
     status, errors = registry(reply.envelope())
     assert status.endswith("PartialSuccess")
     assert [(e["errorCode"], e["location"]) for e in errors] == [("XDSDocumentUniqueIdError", row["sop_instance_uid"])]
+
+
+def test_a_whole_series_while_orthanc_is_down_then_back(pacs, sample):
+    """The series path (one WADO-RS request for the series, local copies) with the PACS gone: one error per
+    document; back up, the series comes whole; either way no local copy is left behind."""
+    orthanc, server = pacs
+    series = max({r["series_uid"] for r in sample}, key=lambda s: sum(r["series_uid"] == s for r in sample))
+    rows = [r for r in sample if r["series_uid"] == series]
+    body = envelope(rad69_body([doc(r) for r in rows], sorted({r["transfer_syntax_uid"] for r in rows})))
+    spool = server.data_dir / "spool"
+    orthanc.stop()
+    try:
+        reply = post(server.endpoint, body)
+        status, errors = registry(reply.envelope())
+        assert status == FAILURE
+        assert sorted(e["location"] for e in errors) == sorted(r["sop_instance_uid"] for r in rows)
+        assert {e["errorCode"] for e in errors} == {"XDSRepositoryBusy"}
+    finally:
+        orthanc.start()
+    reply = post(server.endpoint, body)
+    status, errors = registry(reply.envelope())
+    assert status == SUCCESS, errors
+    assert sorted(reply.mtom().parts.values()) == sorted(r["path"].read_bytes() for r in rows)
+    deadline = time.monotonic() + 10
+    while spool.exists() and os.listdir(spool):
+        assert time.monotonic() < deadline, os.listdir(spool)
+        time.sleep(0.1)
