@@ -7,8 +7,8 @@ wadows from its folder store:
   (c) wadows anonymized vs Orthanc's own anonymization of the same instances (POST /instances/{id}/anonymize,
       which returns the anonymized file), one instance after another as a client would;
   (d) wadows's peak RSS (the largest of its processes).
-Best of 3 for each timing. Writes bench/out/peers.png (MB/s vs study size) when matplotlib is installed.
-Usage: .venv/bin/python bench/peers.py [--sizes 50 200 2000] [--anonymize-sample 50]
+Timed runs interleaved (Orthanc, wadows plain, wadows anonymized, again), best of --runs each. Writes bench/out/peers.png (MB/s vs study size) when matplotlib is installed.
+Usage: .venv/bin/python bench/peers.py [--sizes 50 200 2000] [--runs 7] [--anonymize-sample 50]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def orthanc_anonymize(orthanc: Orthanc, ids: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 2000])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of each contender, interleaved; best kept")
     parser.add_argument("--anonymize-sample", type=int, default=50,
                         help="instances Orthanc anonymizes for (c) (it is slow; the rate is per instance)")
     args = parser.parse_args()
@@ -63,24 +64,27 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             work = Path(work)
             orthanc = Orthanc(work / "orthanc").start()
-            try:
-                ids = [orthanc.upload(path)["ID"] for path in sorted(folder.glob("*.dcm"))]
-                orthanc_study(orthanc, study_uid)
-                t_orthanc = min(orthanc_study(orthanc, study_uid) for _ in range(3))
-                sample = ids[:args.anonymize_sample]
-                t_orthanc_anon = orthanc_anonymize(orthanc, sample) / len(sample) * len(ids)
-            finally:
-                orthanc.stop()
             (work / "data").mkdir()
             proc, endpoint = start_server(folder, work / "data")
             try:
-                times = {}
-                for name, anonymize in (("plain", False), ("anonymized", True)):
-                    body = request_body(folder, anonymize)
-                    timed_retrieve(endpoint, body)
-                    times[name] = min(timed_retrieve(endpoint, body)[0] for _ in range(3))
+                ids = [orthanc.upload(path)["ID"] for path in sorted(folder.glob("*.dcm"))]
+                bodies = {name: request_body(folder, anonymize) for name, anonymize in (("plain", False),
+                                                                                       ("anonymized", True))}
+                # Interleaved, so that a noisy moment of the machine hits every contender alike; best of --runs.
+                runs = {"orthanc": lambda: orthanc_study(orthanc, study_uid),
+                        **{name: (lambda body=body: timed_retrieve(endpoint, body)[0]) for name, body in bodies.items()}}
+                for run in runs.values():
+                    run()  # warm: page cache, the series learnt, the prepare-ahead helper started
+                samples = {name: [] for name in runs}
+                for _ in range(args.runs):
+                    for name, run in runs.items():
+                        samples[name].append(run())
+                t_orthanc, times = min(samples["orthanc"]), {name: min(samples[name]) for name in bodies}
+                sample = ids[:args.anonymize_sample]
+                t_orthanc_anon = orthanc_anonymize(orthanc, sample) / len(sample) * len(ids)
                 rss = peak_rss_mb(proc)
             finally:
+                orthanc.stop()
                 proc.terminate()
                 proc.wait(timeout=30)
         row = dict(slices=slices, mb=megabytes, orthanc=megabytes / t_orthanc, plain=megabytes / times["plain"],
