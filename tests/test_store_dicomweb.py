@@ -173,6 +173,19 @@ def test_count_matches_orthancs_own_list(orthanc, store, uploaded):
     assert store.count() == len(listed) >= len(uploaded)
     generic = DicomWebStore(orthanc.dicomweb_url, timeout=FAST, detect_orthanc=False)
     assert generic.count() == len(listed)  # the sum of Number of Study Related Instances
+    assert store.health() == len(listed)
+
+
+def test_health_asks_the_pacs_one_cheap_question(orthanc, uploaded):
+    """A load balancer probes /health every few seconds: a store that is not an Orthanc is asked for one study,
+    not for its whole study list; a PACS that does not answer makes health() raise."""
+    with FrontProxy(orthanc.url) as proxy:
+        generic = DicomWebStore(f"{proxy.url}/dicom-web", timeout=FAST, detect_orthanc=False)
+        assert generic.health() is None
+        assert [path for path, _ in proxy.seen] == ["/dicom-web/studies?limit=1"]
+        proxy.status = 503
+        with pytest.raises(StoreError):
+            generic.health()
 
 
 def test_concurrent_opens_from_many_threads(store, uploaded):

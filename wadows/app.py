@@ -202,7 +202,7 @@ class WadowsApp:
     def _health(self, start_response):
         """200 while the store answers; 503 with the reason when it does not (a load balancer's signal)."""
         try:
-            body = {"status": "ok", "instances": self.source.store.count(),
+            body = {"status": "ok", "instances": self.source.store.health(),
                     "repositoryUniqueId": self.source.repository_uid}
             status = 200
         except StoreError as exc:

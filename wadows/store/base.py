@@ -50,4 +50,8 @@ class Store(Protocol):
         """The instances of a study, or of one of its series (for the QIDO-RS instance listing)."""
 
     def count(self) -> int:
-        """How many instances the store holds (for /health)."""
+        """How many instances the store holds (printed when the server starts)."""
+
+    def health(self) -> int | None:
+        """A cheap check that the store answers, for /health (often polled): raises StoreError when it does not;
+        returns the number of instances when that is cheap to know, else None."""

@@ -184,6 +184,15 @@ class DicomWebStore:
             total += integer_value(item, NUMBER_OF_STUDY_RELATED_INSTANCES) or 0
         return total
 
+    def health(self) -> int | None:
+        """Orthanc's instance count (one cheap REST call); elsewhere one QIDO-RS request for a single study, and
+        no count: count() lists every study, which a load balancer's probe every few seconds must not cause."""
+        orthanc = self._orthanc_rest()
+        if orthanc is not None:
+            return orthanc.instance_count()
+        self._qido_page(f"{self.base_url}/studies", {"limit": "1"})
+        return None
+
     # ---- records --------------------------------------------------------------------------------
 
     def _listing(self, study_uid: str, series_uid: str | None) -> list[ListedInstance]:

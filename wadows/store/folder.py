@@ -79,6 +79,9 @@ class FolderStore:
         """How many instances the folder holds."""
         return self.index.count()
 
+    def health(self) -> int | None:
+        return self.index.count()
+
 
 def _changed(record: InstanceRecord, info: os.stat_result) -> bool:
     return record.modified_ns is not None and (info.st_size, info.st_mtime_ns) != (record.size, record.modified_ns)

@@ -46,6 +46,9 @@ class LocalCopies:
     def count(self) -> int:
         return self.store.count()
 
+    def health(self) -> int | None:
+        return self.store.health()
+
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
