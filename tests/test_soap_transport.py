@@ -9,7 +9,7 @@ import pytest
 import requests
 from lxml import etree
 
-from support import (EXPLICIT_LE, RAD, SOAP12, WADO, WSA, XDS, doc, document_responses, envelope, post, rad69_body, registry,
+from support import (EXPLICIT_LE, SOAP12, WADO, WSA, XDS, doc, document_responses, envelope, post, rad69_body, registry,
                      validate_envelope)
 
 SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from lxml import etree
 
 from wadows.soap import models
-from wadows.wado.messages import (DocumentRef, InformationRequest, RegistryError, RenderedRequest,
-                                  RenderingParameters, Response, RetrieveRequest)
+from wadows.wado.messages import (DocumentRef, InformationRequest, RenderedRequest, RenderingParameters, Response,
+                                  RetrieveRequest)
 
 
 def _text(value: str | None) -> str | None:

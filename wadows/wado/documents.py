@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from wadows import logs
 from wadows.dicom.pixel_span import DicomReadError
 
 from wadows.store.base import InstanceGone, InstanceRecord, StoreError, StoreUnavailable
 from wadows.wado import codes
-from wadows.wado.messages import DocumentRef, RegistryError
+from wadows.wado.messages import DocumentRef, DocumentResult, FileSpan, RegistryError
 from wadows.wado.rejected import GONE, NOT_AUTHORIZED, Rejected
 from wadows.wado.source import ImagingDocumentSource
 from wadows.wado.uids import is_valid_uid, shown
@@ -62,6 +62,31 @@ def local_copies(source: ImagingDocumentSource,
               if is_valid_uid(ref.study_uid) and is_valid_uid(ref.series_uid) and is_valid_uid(ref.document_uid)]
     copies = view(wanted)
     return replace(source, store=copies), copies.close
+
+
+def release_when_sent(close: Callable[[], None], documents: list[DocumentResult]) -> None:
+    """The request's local copies of stored objects go once the last document is out, or as soon as one
+    ends early: the response is cut there, nothing more will be read."""
+    if not documents:
+        close()
+        return
+    left = [len(documents)]
+    for doc in documents:
+        doc.body.chunks = _then_release(doc.body.chunks, left, close)
+
+
+def _then_release(chunks: Callable[[], Iterator[bytes | FileSpan]], left: list[int],
+                  close: Callable[[], None]) -> Callable[[], Iterator[bytes | FileSpan]]:
+    def produce() -> Iterator[bytes | FileSpan]:
+        whole = False
+        try:
+            yield from chunks()
+            whole = True
+        finally:
+            left[0] -= 1
+            if not whole or not left[0]:
+                close()
+    return produce
 
 
 def each_document(items: Iterable[I], prepare: Callable[[I], T],

@@ -21,11 +21,12 @@ from wadows.wado.anonymize import AnonymizeChoice, parse_anonymize
 from wadows.wado.anonymized import HeaderBudget, anonymized_result
 from wadows.wado.messages import (Body, DocumentRef, DocumentResult, FileSpan, RegistryError, RetrieveRequest,
                                   Response)
-from wadows.wado.documents import authorize, each_document, find_document, local_copies, request_size_error
-from wadows.wado.prepare_ahead import MIN_DOCUMENTS, Pending, ReadyCopy
+from wadows.wado.documents import (authorize, each_document, find_document, local_copies, release_when_sent,
+                                  request_size_error)
+from wadows.wado.prepare_ahead import ReadyCopy, work_ahead
 from wadows.wado.rejected import Rejected
 from wadows.wado.source import ImagingDocumentSource
-from wadows.wado.uids import is_valid_uid, shown
+from wadows.wado.uids import shown
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
         return Response(errors=[problem], requested=[ref.document_uid for ref in request.documents])
     budget = HeaderBudget(source.prepared_header_bytes)
     source, release = local_copies(source, [ref for ref in request.documents if _may_receive(ref, caller)])
-    ahead = _work_ahead(source, request, caller)
+    ahead = work_ahead(source, request, caller)
     try:
         documents, errors = each_document(
             list(enumerate(request.documents)),
@@ -47,7 +48,7 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
     finally:
         ahead.close()
     if release is not None:
-        _release_when_sent(release, documents)
+        release_when_sent(release, documents)
     response = Response(documents=documents, errors=errors,
                         requested=[ref.document_uid for ref in request.documents])
     for doc in documents:
@@ -59,34 +60,6 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
     return response
 
 
-class _Ahead:
-    """Which requested documents (by position) the prepare-ahead helper is preparing, and its answer."""
-
-    def __init__(self, pending: Pending | None = None, positions: dict[int, int] | None = None) -> None:
-        self._pending, self._positions = pending, positions or {}
-
-    def get(self, position: int) -> Callable[[], ReadyCopy | None] | None:
-        job = self._positions.get(position)
-        return None if job is None else lambda: self._pending.result(job)
-
-    def close(self) -> None:
-        if self._pending is not None:
-            self._pending.close()
-
-
-def _work_ahead(source: ImagingDocumentSource, request: RetrieveRequest, caller) -> _Ahead:
-    """Hand the last anonymized documents to the helper, if there are enough to be worth it."""
-    if source.prepare_ahead is None or not request.transfer_syntaxes or not caller.allowed:
-        return _Ahead()
-    positions = [i for i, ref in enumerate(request.documents) if _anonymized_copy_wanted(ref)]
-    if len(positions) < MIN_DOCUMENTS:
-        return _Ahead()
-    theirs = positions[len(positions) * 9 // 20:]  # 55%: the request also looks up and checks the helper's ones
-    jobs = [(request.documents[i].document_uid, request.transfer_syntaxes) for i in theirs]
-    pending = source.prepare_ahead.submit(jobs)
-    return _Ahead(pending, {position: job for job, position in enumerate(theirs)}) if pending else _Ahead()
-
-
 def _may_receive(ref: DocumentRef, caller) -> bool:
     """Only what the caller may have is fetched ahead: a refused document costs the PACS nothing."""
     try:
@@ -94,38 +67,6 @@ def _may_receive(ref: DocumentRef, caller) -> bool:
     except Rejected:
         return False
     return True
-
-
-def _anonymized_copy_wanted(ref: DocumentRef) -> bool:
-    try:
-        return parse_anonymize(ref.anonymize) is AnonymizeChoice.YES and is_valid_uid(ref.document_uid)
-    except Rejected:  # a value Anonymize may not have: reported when the document's turn comes
-        return False
-
-
-def _release_when_sent(close: Callable[[], None], documents: list[DocumentResult]) -> None:
-    """The request's local copies of stored objects go once the last document is out, or as soon as one
-    ends early: the response is cut there, nothing more will be read."""
-    if not documents:
-        close()
-        return
-    left = [len(documents)]
-    for doc in documents:
-        doc.body.chunks = _then_release(doc.body.chunks, left, close)
-
-
-def _then_release(chunks: Callable[[], Iterator[bytes | FileSpan]], left: list[int],
-                  close: Callable[[], None]) -> Callable[[], Iterator[bytes | FileSpan]]:
-    def produce() -> Iterator[bytes | FileSpan]:
-        whole = False
-        try:
-            yield from chunks()
-            whole = True
-        finally:
-            left[0] -= 1
-            if not whole or not left[0]:
-                close()
-    return produce
 
 
 def _prepare(source: ImagingDocumentSource, ref: DocumentRef, accepted: tuple[str, ...],
