@@ -397,3 +397,43 @@ def test_mtom_request_framing_errors_are_sender_faults(server, sample, variant, 
     env, code, text = fault(reply)
     assert reply.status == 400 and code.endswith(":Sender") and reason in text, (reply.status, code, text)
     assert "Envelope" not in text and sample[0]["sop_instance_uid"] not in text
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"home_community_id": "urn:oid:1.2.3", "frame_number": "2", "new_document_uid": "2.25.1234"},
+    {"home_community_id": "", "frame_number": "", "new_document_uid": ""},
+])
+def test_document_responses_are_written_as_spynes_generic_writer_would(fields):
+    """RAD-69 DocumentResponses are written by our own handler (spyne's generic writer was a third of a large
+    request's time before its first byte): element for element what spyne writes from models.DocumentResponse."""
+    from types import SimpleNamespace
+
+    from spyne.protocol.xml import XmlDocument
+
+    from wadows.soap import models
+    from wadows.soap import namespaces as ns
+    from wadows.soap.endpoint import with_our_prefixes
+    from wadows.soap.service import WadoSoap12
+    from wadows.wado.messages import Body, DocumentRef, DocumentResult
+
+    ref = DocumentRef("1.2.3", "1.2.3.4", "1.2.3.4.5", home_community_id=fields.get("home_community_id"),
+                      frame_number=fields.get("frame_number"))
+    result = DocumentResult(ref=ref, repository_uid="1.2.3.99", body=Body(lambda: iter(()), 0, "application/dicom"),
+                            new_document_uid=fields.get("new_document_uid"))
+    model = models.DocumentResponse(HomeCommunityId=ref.home_community_id, RepositoryUniqueId=result.repository_uid,
+                                    DocumentUniqueId=ref.document_uid, NewDocumentUniqueId=result.new_document_uid,
+                                    FrameNumber=ref.frame_number, mimeType=result.body.media_type, Document=result.body)
+    protocol = WadoSoap12()
+    written = []
+    for write, value in ((lambda *a: XmlDocument.complex_to_parent(protocol, *a), model),  # spyne's generic writer
+                         (protocol._document_response_to_parent, result)):
+        ctx = SimpleNamespace(udc=SimpleNamespace(attachments=[]))
+        parent = etree.Element("parent")
+        write(ctx, models.DocumentResponse, value, parent, ns.XDS, "DocumentResponse")
+        [(content_id, body)] = ctx.udc.attachments
+        assert body is result.body
+        # Prefixes as the endpoint writes them (spyne numbers its own differently on each path).
+        written.append(etree.tostring(with_our_prefixes(parent)).decode().replace(content_id, "CID"))
+    assert written[0] == written[1]
+    assert "<ihe:DocumentUniqueId>1.2.3.4.5</ihe:DocumentUniqueId>" in written[1]

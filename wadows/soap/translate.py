@@ -101,21 +101,10 @@ def registry_response(result: Response) -> models.RegistryResponse:
 
 
 def retrieve_response(result: Response) -> models.RetrieveDocumentSetResponse:
-    return models.RetrieveDocumentSetResponse(
-        RegistryResponse=registry_response(result),
-        DocumentResponse=[
-            models.DocumentResponse(
-                HomeCommunityId=doc.ref.home_community_id,
-                RepositoryUniqueId=doc.repository_uid,
-                DocumentUniqueId=doc.ref.document_uid,
-                NewDocumentUniqueId=doc.new_document_uid,
-                FrameNumber=doc.ref.frame_number,
-                mimeType=doc.body.media_type,
-                Document=doc.body,
-            )
-            for doc in result.documents
-        ],
-    )
+    # The DocumentResults go to spyne as they are: the protocol writes each as a DocumentResponse itself
+    # (service.WadoSoap12._document_response_to_parent), without a model object per document.
+    return models.RetrieveDocumentSetResponse(RegistryResponse=registry_response(result),
+                                              DocumentResponse=list(result.documents))
 
 
 def _number(value: float | None) -> str | None:
