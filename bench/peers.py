@@ -8,7 +8,7 @@ wadows from its folder store:
       which returns the anonymized file), one instance after another as a client would;
   (d) wadows's peak RSS (the largest of its processes).
 Timed runs interleaved (Orthanc, wadows plain, wadows anonymized, again), best of --runs each. Writes bench/out/peers.png (MB/s vs study size) when matplotlib is installed.
-Usage: .venv/bin/python bench/peers.py [--sizes 50 200 2000] [--runs 7] [--anonymize-sample 50]
+Usage: .venv/bin/python bench/peers.py [--sizes 50 200 2000] [--runs 15] [--anonymize-sample 50]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def orthanc_anonymize(orthanc: Orthanc, ids: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 2000])
-    parser.add_argument("--runs", type=int, default=7, help="timed runs of each contender, interleaved; best kept")
+    parser.add_argument("--runs", type=int, default=15, help="timed runs of each contender, interleaved; best kept")
     parser.add_argument("--anonymize-sample", type=int, default=50,
                         help="instances Orthanc anonymizes for (c) (it is slow; the rate is per instance)")
     args = parser.parse_args()
