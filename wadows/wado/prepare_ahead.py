@@ -99,8 +99,8 @@ class PrepareAhead:
             if helper is not None and helper.connection.poll(ANSWER_SECONDS):
                 return helper.connection.recv()
             log.warning("prepare-ahead helper did not answer in %g s: stopped", ANSWER_SECONDS)
-        except (EOFError, OSError) as exc:
-            log.warning("prepare-ahead helper ended (%s): documents prepared in the request", type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - gone, or an answer that cannot be read: the pipe is out of step
+            log.warning("prepare-ahead helper failed (%s): documents prepared in the request", type(exc).__name__)
         self._drop()
         return None
 
