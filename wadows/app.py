@@ -114,7 +114,7 @@ class WadowsApp:
             headers = headers + [("WWW-Authenticate", WWW_AUTHENTICATE)]
         start_response(_status(answer.status), headers)
         length_framed = any(name.lower() == "content-length" for name, _ in headers)
-        return _accounted(wire_bytes(answer.body, environ, length_framed),
+        return _Accounted(wire_bytes(answer.body, environ, length_framed),
                           lambda delivered: self._account(answer, caller, started, delivered))
 
     def _caller(self, environ):
@@ -246,15 +246,34 @@ def _plain(start_response, code: int, text: str, extra: list[tuple[str, str]] | 
     return [data]
 
 
-def _accounted(body, account):
-    """The body as the WSGI server iterates it; `account(delivered)` once it is all out, or cut short (the client
-    went away, or a stored file failed while it was sent: the server closes the iterator either way)."""
-    delivered = False
-    try:
-        yield from body
-        delivered = True
-    finally:
-        account(delivered)
+class _Accounted:
+    """The body as the WSGI server iterates it; `account(delivered)` exactly once: when it is all out, or when the
+    server closes it early (the client went away, a stored file failed mid-stream), even before its first chunk
+    (a generator closed before it started would never run its `finally`)."""
+
+    def __init__(self, body, account) -> None:
+        self._body, self._account, self._accounted = body, account, False
+
+    def __iter__(self):
+        try:
+            yield from self._body
+        except BaseException:
+            self._finish(False)
+            raise
+        self._finish(True)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._finish(False)
+
+    def _finish(self, delivered: bool) -> None:
+        if not self._accounted:
+            self._accounted = True
+            self._account(delivered)
 
 
 def _ms_since(started: float) -> float:
