@@ -762,6 +762,27 @@ def test_wadows_deidentify_counts_such_a_file_as_failed_and_goes_on(tmp_path):
     assert leaks([(done.stdout + done.stderr).encode()], planting.PLANTED) == []
 
 
+def test_wadows_deidentify_writes_inside_its_output_folder_whatever_the_uids(tmp_path):
+    """Under Retain UIDs, ".." is a well-formed UI value that is kept: it must not become a folder name (it used to
+    write the object two levels above the output folder)."""
+    import subprocess
+    import sys
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.StudyInstanceUID = ds.SeriesInstanceUID = ".."
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "dots.dcm")
+    config = tmp_path / "retain.toml"
+    config.write_text("[anonymize]\nretain_uids = true\n")
+    out = tmp_path / "deep" / "er" / "out"
+    done = subprocess.run([sys.executable, "-m", "wadows", "deidentify", str(tmp_path / "in"), str(out),
+                           "--config", str(config), "--data-dir", str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=300)
+    assert "1 de-identified" in done.stdout, done.stdout + done.stderr
+    written = [p for p in tmp_path.rglob("*.dcm") if p.parent != tmp_path / "in"]
+    assert len(written) == 1 and out in written[0].parents, written
+
+
 @pytest.mark.parametrize("tag,vr,text", [(0x00280106, "US", b"DOE^JANE12"), (0x00189087, "FD", b"ZYXPLANT^QUORRA!")])
 def test_text_in_a_number_does_not_survive(tag, vr, text):
     """FUZZ-DEID-11: numbers were kept whatever their bytes: a US value was checked to be whole 2-byte words but

@@ -399,6 +399,17 @@ def test_mtom_request_framing_errors_are_sender_faults(server, sample, variant, 
     assert "Envelope" not in text and sample[0]["sop_instance_uid"] not in text
 
 
+@pytest.mark.parametrize("boundary", ["boundary*=idna''x", "boundary*=punycode''x%ff", "boundary*=utf-16''%ff"])
+def test_an_rfc2231_boundary_in_a_charset_that_cannot_decode_is_a_sender_fault(server, sample, boundary):
+    """A boundary parameter in RFC 2231 form names a codec Python has but that cannot decode it that way: the
+    request is unreadable (400, Sender), not a server failure (it was a 500 with an ERROR log line)."""
+    body = mtom_body([(ROOT_PART, envelope(rad69_body([doc(sample[0])])))])
+    reply = post(server.endpoint, body,
+                 content_type=f'multipart/related; type="application/xop+xml"; start="<root>"; {boundary}')
+    env, code, text = fault(reply)
+    assert reply.status == 400 and code.endswith(":Sender"), (reply.status, code, text)
+
+
 @pytest.mark.parametrize("fields", [
     {},
     {"home_community_id": "urn:oid:1.2.3", "frame_number": "2", "new_document_uid": "2.25.1234"},

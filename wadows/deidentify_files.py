@@ -17,6 +17,7 @@ from pathlib import Path
 from wadows.deid import Deidentifier, Refusal
 from wadows.dicom import part10
 from wadows.dicom.transcode import choose_transfer_syntax
+from wadows.wado.uids import is_valid_uid
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
@@ -83,10 +84,12 @@ def _one(path: Path, out: Path, deidentifier: Deidentifier) -> tuple[str, str]:
             header = deidentifier.apply(instance.dataset, plan)
         except part10.DicomReadError as exc:  # a malformed element is converted only here
             return "failed", f"unreadable: {exc}"
-        # Folders by the new UIDs; an object without them (damaged) is still placed, not a crash.
-        study, series = (str(header.get(keyword, "") or f"no-{name}-uid") for keyword, name in
-                         (("StudyInstanceUID", "study"), ("SeriesInstanceUID", "series")))
-        destination = out / study / series / f"{header.SOPInstanceUID}.dcm"
+        # Folders by the new UIDs; an object without valid ones (damaged, or kept as they came: ".." is well formed
+        # for a UI) is still placed inside `out`, never through a name it carries.
+        study, series, sop = (_name(header.get(keyword, ""), f"no-{name}-uid") for keyword, name in
+                              (("StudyInstanceUID", "study"), ("SeriesInstanceUID", "series"),
+                               ("SOPInstanceUID", "sop-instance")))
+        destination = out / study / series / f"{sop}.dcm"
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_suffix(".partial")
         try:
@@ -101,3 +104,9 @@ def _one(path: Path, out: Path, deidentifier: Deidentifier) -> tuple[str, str]:
             partial.unlink(missing_ok=True)  # never leave a half-written object behind
             raise
     return "done", ""
+
+
+def _name(value, otherwise: str) -> str:
+    text = str(value or "")
+    return text if is_valid_uid(text) else otherwise
+

@@ -34,13 +34,18 @@ def panics_raised_as_errors() -> Iterator[None]:
 
 def without_panics(items: Iterator[T]) -> Iterator[T]:
     """`items` (a codec's generator), with a panic while producing one raised as CodecPanic."""
-    while True:
-        with panics_raised_as_errors():
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-        yield item
+    try:
+        while True:
+            with panics_raised_as_errors():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()  # closed early: the codec's generator is not left suspended
 
 
 def _is_panic(exc: BaseException) -> bool:

@@ -38,7 +38,8 @@ def pixel_options(ds: Dataset, **overrides: Any) -> dict[str, Any]:
         number = whole_number(ds, tag)
         if number is not None:
             opts[key] = number
-    opts["number_of_frames"] = opts.get("number_of_frames") or 1  # absent, empty or 0: one frame, as pydicom
+    # absent, empty or 0: one frame, as pydicom; a negative count is no count either
+    opts["number_of_frames"] = max(opts.get("number_of_frames") or 1, 1)
     photometric = code_string(ds, _PHOTOMETRIC)
     if photometric is not None:
         opts["photometric_interpretation"] = photometric

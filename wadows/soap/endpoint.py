@@ -104,7 +104,7 @@ def read_body(environ: dict, limit: int) -> bytes:
         except OSError:
             raise
         except Exception:  # the server's framing errors (gunicorn: InvalidChunkSize...): the client's fault
-            raise sender("The request body cannot be read: its chunked transfer coding is malformed") from None
+            raise sender("The request body cannot be read: its HTTP framing is malformed") from None
         if not chunk:
             break
         parts.append(chunk)

@@ -148,5 +148,5 @@ def _rfc2231(value: str) -> str:
         return value
     try:
         return unquote(pieces[2], encoding=pieces[0] or "us-ascii", errors="replace")
-    except LookupError:  # an unknown charset
+    except (LookupError, ValueError):  # an unknown charset, or a codec that cannot decode this way
         return unquote(pieces[2], encoding="latin-1")

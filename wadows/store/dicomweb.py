@@ -27,6 +27,7 @@ from urllib.parse import quote
 import requests
 from requests.auth import AuthBase
 
+from wadows import logs
 from wadows.store.base import InstanceGone, InstanceRecord, StoreError, StoreUnavailable
 from wadows.store.dicom_json import (INSTANCE_FIELDS, NUMBER_OF_STUDY_RELATED_INSTANCES, SERIES_UID,
                                      SOP_INSTANCE_UID, STUDY_UID, ListedInstance, integer_value, listed_instance)
@@ -139,6 +140,9 @@ class DicomWebStore:
             pass  # the PACS is down: each document will say so
         except StoreError as exc:
             log.info("looking up a series failed (%s): the documents are looked up one by one", exc)
+        except Exception as exc:  # noqa: BLE001 - a case the series path does not foresee: one by one instead
+            log.warning("fetching a series failed: %s at %s; the documents are fetched one by one",
+                        type(exc).__name__, logs.where(exc))
         return LocalCopies(self, spool, records)
 
     def available(self, record: InstanceRecord) -> int | None:

@@ -107,6 +107,9 @@ class SeriesSpool:
             facts = header_facts(io.BytesIO(whole)) if whole is not None else read_header_facts(path)
         except (NotAnInstance, UnreadableHeader):
             facts = None
+        except Exception:
+            self._discard(path, size)  # not kept: its bytes are given back to the budget
+            raise
         if (facts is None or (facts.study_uid, facts.series_uid) != (study_uid, series_uid)
                 or facts.sop_instance_uid not in wanted or facts.sop_instance_uid in self._doubtful):
             self._discard(path, size)

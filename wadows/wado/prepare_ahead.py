@@ -37,7 +37,8 @@ from wadows.wado.uids import is_valid_uid
 log = logging.getLogger(__name__)
 
 MIN_DOCUMENTS = 16        # below this, starting the helper's work costs more than it saves
-ANSWER_SECONDS = 60.0     # a helper silent this long is stopped; the request prepares its documents itself
+ANSWER_SECONDS = 60.0     # a helper silent this long (plus JOB_SECONDS per job) is stopped; the request prepares
+JOB_SECONDS = 0.05        # its documents itself
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,13 @@ class _Helper:
         self.connection, child_end = context.Pipe()
         self.process = context.Process(target=_serve, daemon=True, name="wadows-prepare-ahead",
                                        args=(child_end, deidentifier, store.root, store.index.db_path))
-        self.process.start()
-        child_end.close()
+        try:
+            self.process.start()
+        except BaseException:
+            self.connection.close()  # no helper: its pipe must not outlive the attempt
+            raise
+        finally:
+            child_end.close()
 
     def stop(self) -> None:
         self.connection.close()
@@ -93,12 +99,12 @@ class PrepareAhead:
             return None
         return Pending(self, len(jobs))
 
-    def _receive(self) -> list[ReadyCopy | None] | None:
-        helper = self._helper
+    def _receive(self, jobs: int) -> list[ReadyCopy | None] | None:
+        helper, seconds = self._helper, ANSWER_SECONDS + JOB_SECONDS * jobs
         try:
-            if helper is not None and helper.connection.poll(ANSWER_SECONDS):
+            if helper is not None and helper.connection.poll(seconds):
                 return helper.connection.recv()
-            log.warning("prepare-ahead helper did not answer in %g s: stopped", ANSWER_SECONDS)
+            log.warning("prepare-ahead helper did not answer in %g s: stopped", seconds)
         except Exception as exc:  # noqa: BLE001 - gone, or an answer that cannot be read: the pipe is out of step
             log.warning("prepare-ahead helper failed (%s): documents prepared in the request", type(exc).__name__)
         self._drop()
@@ -135,8 +141,11 @@ class Pending:
             return
         self._open = False
         try:
-            results = self._owner._receive()
+            results = self._owner._receive(self._count)
             self._results = results if isinstance(results, list) and len(results) == self._count else None
+        except BaseException:
+            self._owner._drop()  # interrupted: an answer may still come, and the next request must not read it
+            raise
         finally:
             self._owner._lock.release()
 

@@ -39,14 +39,12 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
         return Response(errors=[problem], requested=[ref.document_uid for ref in request.documents])
     budget = HeaderBudget(source.prepared_header_bytes)
     source, release = local_copies(source, [ref for ref in request.documents if _may_receive(ref, caller)])
-    ahead = work_ahead(source, request, caller)
     try:
-        documents, errors = each_document(
-            list(enumerate(request.documents)),
-            lambda item: _prepare(source, item[1], request.transfer_syntaxes, budget, caller, ahead.get(item[0])),
-            ref_of=lambda item: item[1])
-    finally:
-        ahead.close()
+        documents, errors = _prepare_all(source, request, budget, caller)
+    except BaseException:
+        if release is not None:
+            release()  # no answer will read the local copies
+        raise
     if release is not None:
         release_when_sent(release, documents)
     response = Response(documents=documents, errors=errors,
@@ -58,6 +56,19 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
                                              "is returned", shown(doc.ref.document_uid), codes.SEVERITY_WARNING))
     _log_outcome(len(request.documents), response)
     return response
+
+
+def _prepare_all(source: ImagingDocumentSource, request: RetrieveRequest, budget: HeaderBudget,
+                 caller) -> tuple[list[DocumentResult], list[RegistryError]]:
+    """Every document in request order, the last anonymized ones prepared by the helper when it can."""
+    ahead = work_ahead(source, request, caller)
+    try:
+        return each_document(
+            list(enumerate(request.documents)),
+            lambda item: _prepare(source, item[1], request.transfer_syntaxes, budget, caller, ahead.get(item[0])),
+            ref_of=lambda item: item[1])
+    finally:
+        ahead.close()
 
 
 def _may_receive(ref: DocumentRef, caller) -> bool:
