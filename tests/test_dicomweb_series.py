@@ -421,9 +421,9 @@ def test_the_spool_is_emptied_when_the_client_goes_away(proxied, proxy, ct, anon
 
 
 def test_a_client_gone_before_the_answer_begins_leaves_nothing(proxied, proxy, ct):
-    # The client resets the connection while the documents are prepared: the first write fails. (Where that
-    # write comes before any document started, the next series request's garbage collection removes the
-    # copies: see test_store_dicomweb.)
+    # The client resets the connection while the documents are prepared: the first write fails, before any
+    # document started; the dropped answer takes the copies along (no reference cycle holds it: see
+    # test_soap_transport.py::test_a_dropped_answer_frees_its_documents_at_once).
     _, server = proxied
     body = envelope(rad69_body(docs(ct), syntaxes(ct), anonymize="yes"))
     with socket.socket() as client:

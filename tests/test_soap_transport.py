@@ -448,3 +448,37 @@ def test_document_responses_are_written_as_spynes_generic_writer_would(fields):
         written.append(etree.tostring(with_our_prefixes(parent)).decode().replace(content_id, "CID"))
     assert written[0] == written[1]
     assert "<ihe:DocumentUniqueId>1.2.3.4.5</ihe:DocumentUniqueId>" in written[1]
+
+
+def test_a_dropped_answer_frees_its_documents_at_once(tmp_path):
+    """spyne's method contexts refer to each other; the driver lets go of what they hold of ours, so an answer the
+    server drops (a client gone before the first byte) frees its documents, and the files or local copies they
+    hold, by reference counting, without waiting for the garbage collector."""
+    import gc
+    import io
+    import weakref
+
+    import pydicom
+
+    from wadows import config as cfg
+    from wadows.policy.access import Caller
+    from wadows.runtime import build_app
+    from wadows.sample import build_sample
+
+    build_sample(tmp_path / "store")
+    app, _ = build_app(cfg.load(None), tmp_path / "store", tmp_path / "data")
+    ds = pydicom.dcmread(next((tmp_path / "store").rglob("*.dcm")), stop_before_pixels=True)
+    body = envelope(rad69_body([(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)]))
+    environ = {"CONTENT_TYPE": "application/soap+xml", "CONTENT_LENGTH": str(len(body)),
+               "wsgi.input": io.BytesIO(body), "REQUEST_METHOD": "POST"}
+    gc.collect()
+    gc.disable()
+    try:
+        answer = app.soap.handle(environ, Caller("anonymous", None, True, True))
+        [document] = answer.response.documents
+        freed = weakref.ref(document)
+        del answer, document
+        assert freed() is None, "the answer's documents outlived it: something holds them in a cycle"
+    finally:
+        gc.enable()
+

@@ -140,7 +140,15 @@ class SpyneDriver(ServerBase):
         ctx.udc = state
         ctx.in_document = (envelope, {})
         contexts = self.generate_contexts(ctx)
-        p_ctx = contexts[0]
+        try:
+            return self._answer(contexts[0])
+        finally:
+            # spyne's contexts refer to each other (a cycle only the garbage collector frees): let go of what
+            # they hold of ours, so that a response dropped early frees its documents (and files) at once.
+            for each in {id(c): c for c in (ctx, *contexts)}.values():
+                each.udc = each.in_object = each.out_object = each.out_document = None
+
+    def _answer(self, p_ctx: MethodContext) -> etree._Element:
         if p_ctx.in_error is not None:
             raise _as_fault(p_ctx.in_error)
         self.get_in_object(p_ctx)

@@ -11,7 +11,6 @@ directories of processes of this host that are gone. Files are named by a counte
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import io
 import logging
@@ -56,10 +55,6 @@ class SeriesSpool:
         the copies may take in all."""
         root = root or tempfile.gettempdir()
         os.makedirs(root, mode=0o700, exist_ok=True)
-        if _live:
-            # A response abandoned before its first document was sent may be held by a reference cycle (the
-            # SOAP layer's), and its spool with it: collecting now removes those before this one adds more.
-            gc.collect()
         _remove_orphans(root)
         self.directory = tempfile.mkdtemp(prefix=f"{PREFIX}-{_host_tag()}-{os.getpid()}-", dir=root)
         self._close = weakref.finalize(self, shutil.rmtree, self.directory, ignore_errors=True)
