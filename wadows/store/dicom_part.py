@@ -28,10 +28,10 @@ class DicomPart:
 
 def dicom_part(response: requests.Response, chunk_size: int) -> DicomPart:
     """The first DICOM object of a WADO-RS answer. Raises StoreError when the answer holds none."""
-    media_type, boundary = _content_type(response.headers.get("Content-Type", ""))
+    media_type, boundary = media_type_and_boundary(response.headers.get("Content-Type", ""))
     if media_type == DICOM:
         encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
-        length = None if encoded else _length(response.headers.get("Content-Length"))
+        length = None if encoded else content_length(response.headers.get("Content-Length"))
         return DicomPart(length, _guarded(response.iter_content(chunk_size)))
     if media_type != "multipart/related":
         raise StoreError(f"the PACS answered {media_type or 'without a media type'} instead of a DICOM object")
@@ -44,10 +44,10 @@ def dicom_part(response: requests.Response, chunk_size: int) -> DicomPart:
         raise StoreError("the PACS answered with no DICOM object") from None
     except MultipartError as exc:
         raise StoreError(f"the PACS's multipart answer is malformed ({exc})") from None
-    part_type, _ = _content_type(headers.get("content-type") or DICOM)
+    part_type, _ = media_type_and_boundary(headers.get("content-type") or DICOM)
     if part_type != DICOM:
         raise StoreError(f"the PACS answered a {part_type} part instead of a DICOM object")
-    return DicomPart(_length(headers.get("content-length")), _guarded(body))
+    return DicomPart(content_length(headers.get("content-length")), _guarded(body))
 
 
 def _guarded(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -57,14 +57,14 @@ def _guarded(chunks: Iterator[bytes]) -> Iterator[bytes]:
         raise StoreError(f"the PACS's multipart answer is malformed ({exc})") from None
 
 
-def _content_type(value: str) -> tuple[str, str | None]:
+def media_type_and_boundary(value: str) -> tuple[str, str | None]:
     message = Message()
     message["Content-Type"] = value
     boundary = message.get_param("boundary")
     return (message.get_content_type() if value else ""), (boundary if isinstance(boundary, str) else None)
 
 
-def _length(value: str | None) -> int | None:
+def content_length(value: str | None) -> int | None:
     try:
         length = int(value) if value is not None else None
     except ValueError:

@@ -13,13 +13,13 @@ import requests
 
 from wadows.multipart import MultipartError, MultipartReader
 from wadows.store.base import StoreError
-from wadows.store.dicom_part import DICOM, DicomPart, _content_type, _length
+from wadows.store.dicom_part import DICOM, DicomPart, content_length, media_type_and_boundary
 
 
 def dicom_parts(response: requests.Response, chunk_size: int) -> Iterator[DicomPart]:
     """Each part in turn; read a part's chunks to their end before asking for the next one. A part's chunks
     raise StoreError when the answer is malformed or cut inside the part, and whatever the connection raises."""
-    media_type, boundary = _content_type(response.headers.get("Content-Type", ""))
+    media_type, boundary = media_type_and_boundary(response.headers.get("Content-Type", ""))
     if media_type != "multipart/related" or not boundary:
         raise StoreError(f"the PACS answered a series with {media_type or 'no media type'}, not multipart/related")
     parts = MultipartReader(response.iter_content(chunk_size), boundary).parts()
@@ -30,10 +30,10 @@ def dicom_parts(response: requests.Response, chunk_size: int) -> Iterator[DicomP
             return
         except MultipartError as exc:
             raise StoreError(f"the PACS's multipart answer is malformed ({exc})") from None
-        part_type, _ = _content_type(headers.get("content-type") or DICOM)
+        part_type, _ = media_type_and_boundary(headers.get("content-type") or DICOM)
         if part_type != DICOM:
             raise StoreError(f"the PACS answered a {part_type} part in a series of DICOM objects")
-        yield DicomPart(_length(headers.get("content-length")), _whole(body))
+        yield DicomPart(content_length(headers.get("content-length")), _whole(body))
 
 
 def _whole(chunks: Iterator[bytes]) -> Iterator[bytes]:
