@@ -634,6 +634,9 @@ def test_an_unwritable_audit_trail_is_logged_and_requests_are_still_answered(sam
     try:
         assert_success(ask(server.port, OPS["plain"], [good]), OPS["plain"], [good])
         audit = data / "audit.jsonl"
+        deadline = time.monotonic() + 10  # written once the answer is sent: a moment after the client has it
+        while not (audit.is_file() and audit.read_text().count("\n") == 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert audit.is_file() and audit.read_text().count("\n") == 1
         audit.unlink()
         if fault == "audit-file-replaced-by-folder":

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -29,6 +30,28 @@ def uri(server, row, auth=None, cert=None, headers=None, **params):
                         params={
         "requestType": "WADO", "studyUID": row["study_uid"], "seriesUID": row["series_uid"],
         "objectUID": row["sop_instance_uid"], "contentType": "application/dicom", **params})
+
+
+def audit_records(path, at_least: int, timeout: float = 10) -> list[dict]:
+    """The audit trail once it holds `at_least` records: a record is written when the server has finished
+    sending the answer, which may be a moment after the client has read it all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= at_least or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
+def settled_count(path, quiet: float = 0.3) -> int:
+    """How many records the audit trail holds once no earlier answer is still adding one."""
+    count = -1
+    while True:
+        now = len(path.read_text().splitlines()) if path.exists() else 0
+        if now == count:
+            return now
+        count = now
+        time.sleep(quiet)
 
 
 def add_user(data_dir, name, password, config=None):
@@ -179,10 +202,11 @@ def test_tls_with_client_certificates(tls_server, sample):
 
 def test_audit_trail_and_metrics(default_server, sample):
     row = ct(sample)
+    audit = default_server.data_dir / "audit.jsonl"
+    before = settled_count(audit)
     post(default_server.endpoint, envelope(rad69_body([doc(row)], anonymize="yes")))
     uri(default_server, row)  # refused: 401
-    audit = default_server.data_dir / "audit.jsonl"
-    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    records = audit_records(audit, before + 2)
     assert any(r["operation"] == "RetrieveImagingDocumentSet" and r["anonymized"] == 1 and r["returned"] == 1
                for r in records)
     assert any(r["operation"] == "WADO-URI" and r["refused"] == 1 for r in records)
@@ -208,12 +232,12 @@ def test_refused_logins_and_refusals_are_audited_and_counted(default_server, sam
         return int(found.group(1)) if found else 0
 
     unauthorized, failed = metric("unauthorized"), metric("failure")
-    before = len(audit.read_text().splitlines()) if audit.exists() else 0
+    before = settled_count(audit)
     assert uri(default_server, row, auth=("QZVMALLORY", "pw")).status_code == 403  # Basic without TLS
     assert requests.post(default_server.endpoint, data=b"<x/>", auth=("QZVMALLORY", "pw"), timeout=30,
                          headers={"Content-Type": "application/soap+xml"}).status_code == 403
     assert uri(default_server, row).status_code == 401  # an original, anonymously
-    new = [json.loads(line) for line in audit.read_text().splitlines()[before:]]
+    new = audit_records(audit, before + 3)[before:]
     assert [(r["operation"], r["outcome"]) for r in new] == [("WADO-URI", 403), ("WADO-WS", 403), ("WADO-URI", 401)]
     assert new[0]["caller_kind"] is None and new[0]["documents"] == []
     assert "QZVMALLORY" not in audit.read_text()
