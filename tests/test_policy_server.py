@@ -231,8 +231,8 @@ def test_refused_logins_and_refusals_are_audited_and_counted(default_server, sam
         found = re.search(rf'wadows_requests_total{{operation="WADO-URI",outcome="{outcome}"}} (\d+)', text)
         return int(found.group(1)) if found else 0
 
+    before = settled_count(audit)  # earlier answers all accounted for (metrics first, then the audit record)
     unauthorized, failed = metric("unauthorized"), metric("failure")
-    before = settled_count(audit)
     assert uri(default_server, row, auth=("QZVMALLORY", "pw")).status_code == 403  # Basic without TLS
     assert requests.post(default_server.endpoint, data=b"<x/>", auth=("QZVMALLORY", "pw"), timeout=30,
                          headers={"Content-Type": "application/soap+xml"}).status_code == 403
