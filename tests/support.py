@@ -224,3 +224,30 @@ def document_responses(envelope_el: etree._Element) -> list[dict]:
             "cid": include.get("href")[4:] if include is not None else None,
         })
     return out
+
+
+def parse_http_answer(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers with lower-case names, body) of the bytes of a whole HTTP/1.1 answer read off a socket:
+    interim 1xx answers skipped, a chunked body decoded."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    while 100 <= status < 200:  # an interim answer (100 Continue): the final one follows
+        head, _, body = body.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        out, rest = b"", body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            out, rest = out + rest[:size], rest[size + 2:]
+        body = out
+    return status, headers, body
+

@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from support import (EXPLICIT_LE, IMPLICIT_LE, RAD, SOAP12, WADO, WSA, XDS, XOP, ServerProcess, doc, envelope,
-                     rad69_body, split_mtom)
+                     parse_http_answer, rad69_body, split_mtom)
 from wadows.sample import IDENTIFYING_STRINGS
 from wadows.soap.mtom_in import MAX_PARTS
 
@@ -999,27 +999,7 @@ def raw_http(port: int, request: bytes, timeout: float = 30) -> tuple[int, dict[
                 break
             data += chunk
     assert data, "the connection was closed without an answer"
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    while 100 <= status < 200:  # an interim answer (100 Continue): the final one follows
-        head, _, body = body.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding") == "chunked":
-        out, rest = b"", body
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                break
-            out, rest = out + rest[:size], rest[size + 2:]
-        body = out
-    return status, headers, body
+    return parse_http_answer(data)
 
 
 class _RawReply:

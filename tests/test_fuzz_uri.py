@@ -33,7 +33,7 @@ import requests
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from support import EXPLICIT_LE, ServerProcess
+from support import EXPLICIT_LE, ServerProcess, parse_http_answer
 from wadows.sample import IDENTIFYING_STRINGS
 
 ALLOWED = {200, 400, 401, 403, 404, 406, 410, 413, 422, 500, 501, 503}
@@ -116,23 +116,8 @@ def raw_get(port: int, target: bytes, method: bytes = b"GET", extra: bytes = b""
                 break
             data += chunk
     assert data, "the connection was closed without an answer"
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding") == "chunked":
-        out, rest = b"", body
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                break
-            out, rest = out + rest[:size], rest[size + 2:]
-        body = out
-    elif "content-length" in headers and method != b"HEAD":
+    status, headers, body = parse_http_answer(data)
+    if "content-length" in headers and method != b"HEAD" and headers.get("transfer-encoding") != "chunked":
         assert len(body) == int(headers["content-length"]), "the answer was cut short"
     return Reply(status, headers, body)
 

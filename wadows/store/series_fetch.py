@@ -11,8 +11,8 @@ import logging
 import requests
 
 from wadows.store.base import StoreError
+from wadows.store.dicom_part import dicom_parts
 from wadows.store.pacs_http import PacsHttp
-from wadows.store.series_parts import dicom_parts
 from wadows.store.series_spool import SeriesSpool
 
 log = logging.getLogger(__name__)

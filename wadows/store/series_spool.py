@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 1 << 30  # left free on the spool's disk whatever the budget: the server and the OS need it
 SMALL_OBJECT = 1 << 20  # an object up to this size is also kept in memory while it is written, to be read back
 PREFIX = "series"
-_live: "weakref.WeakSet[SeriesSpool]" = weakref.WeakSet()  # spools not closed yet, in this process
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,6 @@ class SeriesSpool:
         self._copies: dict[str, LocalCopy] = {}
         self._doubtful: set[str] = set()
         self._written = 0
-        _live.add(self)
 
     def copy(self, sop_instance_uid: str) -> LocalCopy | None:
         return self._copies.get(sop_instance_uid)
@@ -92,7 +90,6 @@ class SeriesSpool:
 
     def close(self) -> None:
         self._close()
-        _live.discard(self)
 
     def _keep(self, part: DicomPart, study_uid: str, series_uid: str, wanted: set[str]) -> str | None:
         """The SOP Instance UID of a wanted instance the part holds (kept, unless it is there already), or None

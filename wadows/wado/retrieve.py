@@ -38,7 +38,7 @@ def retrieve(source: ImagingDocumentSource, request: RetrieveRequest, caller) ->
     if problem is not None:
         return Response(errors=[problem], requested=[ref.document_uid for ref in request.documents])
     budget = HeaderBudget(source.prepared_header_bytes)
-    source, release = local_copies(source, [ref for ref in request.documents if _may_receive(ref, caller)])
+    source, release = local_copies(source, (ref for ref in request.documents if _may_receive(ref, caller)))
     try:
         documents, errors = _prepare_all(source, request, budget, caller)
     except BaseException:
