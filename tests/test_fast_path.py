@@ -34,6 +34,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 import planting
 from test_deid_hypothesis import POOL, Planted, _dataset
 from wadows.deid import Deidentifier, Profile, Refusal
+from wadows.deid.pixels import PixelRule, PixelRuleSet
 from wadows.dicom import header_writer, part10, similar_header
 from wadows.dicom.file_meta_bytes import file_meta_bytes
 from wadows.dicom.transcode import choose_transfer_syntax
@@ -288,6 +289,16 @@ STRUCTURAL = {
     "private creator": lambda ds: ds.private_block(0x0011, "PLANTCREATOR").add_new(0x01, "LO", "OTHERPRIV"),
 }
 
+# Values read by the plan (a slice's plan is the previous one's only while none of them differ) or by the check
+# that the Image Pixel attributes account for the Pixel Data: (the template's value, the next slice's).
+PLAN_INPUTS = {
+    "modality": ("Modality", "CT", "US"),
+    "recognizable features": ("RecognizableVisualFeatures", "NO", "YES"),
+    "burned in": ("BurnedInAnnotation", "NO", "YES"),
+    "overlay in the pixel bits": (0x60000102, 0, 14),
+    "bits stored": ("BitsStored", 16, 12),
+}
+
 
 @pytest.mark.parametrize("change", STRUCTURAL)
 @pytest.mark.parametrize("profile", PROFILES)
@@ -297,6 +308,41 @@ def test_changes_beyond_the_values_of_a_slice(change, profile, tmp_path):
     variant = next_slice(ds)
     STRUCTURAL[change](variant)
     check_pair(PROFILES[profile], *_pair(ds, variant, tmp_path, "ct"))
+
+
+@pytest.mark.parametrize("change", PLAN_INPUTS)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_value_the_plan_reads(change, profile, tmp_path):
+    keyword, before, after = PLAN_INPUTS[change]
+    ds = _read(sorted(build_ct_study(1, tmp_path).glob("*.dcm"))[0])
+    if isinstance(keyword, int):
+        ds.add_new(keyword - 0x0102 + 0x0100, "US", 1)  # Overlay Bits Allocated: an overlay group
+        ds.add_new(keyword, "US", before)
+    else:
+        setattr(ds, keyword, before)
+    variant = next_slice(ds, private=False)  # (private values are not read by difference under safe private)
+    if isinstance(keyword, int):
+        variant[keyword].value = after
+    else:
+        setattr(variant, keyword, after)
+    tally = Tally()
+    check_pair(PROFILES[profile], *_pair(ds, variant, tmp_path, "ct"), tally)
+    assert tally.by_difference == 1  # read by difference, and then planned as the reference plans it
+
+
+def test_a_pixel_rule_that_matches_the_next_slice_only(tmp_path):
+    # What a pixel rule matches on is read by the plan: the slice it matches gets its pixels cleaned.
+    planted = planting.write_planted_store(tmp_path / "planted")
+    ds = _read(planted["ct"]["path"])
+    variant = next_slice(ds)
+    variant.Manufacturer = "Burnsin Medical"
+    rules = PixelRuleSet([PixelRule.from_mapping({"name": "burnsin", "match": {"Manufacturer": "Burnsin Medical"},
+                                                  "regions": [[0, 0, 8, 8]]})])
+    deidentifier = Deidentifier(Profile(), KEY, rules)
+    template, variant_path = _pair(ds, variant, tmp_path, "rule")
+    learn(deidentifier, template)
+    assert reference(deidentifier, variant_path)[0] == "pixel edit"
+    assert fast(deidentifier, variant_path) in (None, reference(deidentifier, variant_path))
 
 
 def test_refusal_is_the_references(tmp_path):

@@ -13,7 +13,7 @@ The rest of the profile still runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -30,6 +30,7 @@ from wadows.deid.table import load_table
 from wadows.deid.uids import UidMapper, is_uid_text, is_valid_uid
 from wadows.deid.walker import Walker, WalkState
 from wadows.dicom.codec_panics import panics_raised_as_errors
+from wadows.dicom.read_tags import tags_read
 
 SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
 STUDY_INSTANCE_UID = 0x0020000D
@@ -84,20 +85,16 @@ class Deidentifier:
 
     def plan(self, header: Dataset) -> Plan:
         """Decide from the original header (pixel data not needed). Raises :class:`Refusal`."""
-        sop_instance_uid = text_value(header, SOP_INSTANCE_UID)
-        if not sop_instance_uid:
-            raise Refusal("the object has no SOP Instance UID")
         sop_class_uid = text_value(header, SOP_CLASS_UID)
         if sop_class_uid and not is_valid_uid(sop_class_uid):
             # The walk would drop it (text could follow the digits), and without it there is no Part 10 file.
             raise Refusal("the SOP Class UID is not a valid UID")
         already = is_already_deidentified(header)
         keep_uids = self.profile.retain_uids or already
-        if keep_uids and not is_uid_text(sop_instance_uid):
-            raise Refusal("the SOP Instance UID to keep is not a UID")
+        new_sop_instance_uid = self._new_sop_instance_uid(header, keep_uids)
         pixel_edit, rule = self._plan_pixels(header)
         return Plan(
-            new_sop_instance_uid=sop_instance_uid if keep_uids else self._uids.map(sop_instance_uid),
+            new_sop_instance_uid=new_sop_instance_uid,
             already_deidentified=already,
             pixel_edit=pixel_edit,
             pixels_cleaned=rule is not None,
@@ -105,6 +102,27 @@ class Deidentifier:
             date_shift_days=self._date_shift(header) if self.profile.retain_long_modified_dates else None,
             keep_uids=keep_uids,
         )
+
+    def plan_with_inputs(self, header: Dataset) -> tuple[Plan, frozenset[int] | None]:
+        """plan(header), and the top-level elements it was decided from (None: the header as a whole). A header
+        that holds the same elements there, its SOP Instance UID aside, gets the plan of plan_like()."""
+        return tags_read(self.plan, header)
+
+    def plan_like(self, earlier: Plan, header: Dataset) -> Plan:
+        """plan(header), for a header that agrees with the one `earlier` was made from in every element that
+        plan_with_inputs() named for it, but its SOP Instance UID: only what follows from that one is decided
+        again."""
+        return replace(earlier, new_sop_instance_uid=self._new_sop_instance_uid(header, earlier.keep_uids))
+
+    def _new_sop_instance_uid(self, header: Dataset, keep_uids: bool) -> str:
+        sop_instance_uid = text_value(header, SOP_INSTANCE_UID)
+        if not sop_instance_uid:
+            raise Refusal("the object has no SOP Instance UID")
+        if not keep_uids:
+            return self._uids.map(sop_instance_uid)
+        if not is_uid_text(sop_instance_uid):
+            raise Refusal("the SOP Instance UID to keep is not a UID")
+        return sop_instance_uid
 
     def apply(self, header: Dataset, plan: Plan) -> Dataset:
         """A new de-identified Dataset with file meta. Pixel data, when present, is passed through."""

@@ -13,6 +13,7 @@ import re
 
 WELL_KNOWN_PREFIX = "1.2.840.10008."   # everything the standard itself defines (classes, syntaxes, DCM ...)
 _NUL_SPACE = "\0 "
+_RECENT_LIMIT = 64  # within a document, not across requests: a few are enough
 _UID_TEXT = re.compile(r"[0-9.]+")
 _UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")  # PS3.5 9.1
 
@@ -36,19 +37,27 @@ class UidMapper:
     """Maps instance UIDs to their keyed replacement; well-known UIDs map to themselves (one that only looks
     well known, its root followed by anything but a valid UID, is remapped like any other value)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_recent")
 
     def __init__(self, key: bytes) -> None:
         if not key:
             raise ValueError("the anonymization key must not be empty")
         self._key = bytes(key)
+        # A document's SOP Instance UID is mapped once for its plan and once in its header: remember the last few.
+        self._recent: dict[str, str] = {}
 
     def map(self, uid: str) -> str:
-        uid = uid.strip(_NUL_SPACE)
-        if not uid or is_well_known(uid):
-            return uid
-        digest = hmac.digest(self._key, uid.encode("utf-8", "surrogateescape"), "sha256")
-        return "2.25." + str(int.from_bytes(digest[:16], "big"))
+        mapped = self._recent.get(uid)
+        if mapped is not None:
+            return mapped
+        mapped = stripped = uid.strip(_NUL_SPACE)
+        if stripped and not is_well_known(stripped):
+            digest = hmac.digest(self._key, stripped.encode("utf-8", "surrogateescape"), "sha256")
+            mapped = "2.25." + str(int.from_bytes(digest[:16], "big"))
+        if len(self._recent) >= _RECENT_LIMIT:
+            self._recent.clear()  # (threads may race here: at worst a UID is mapped again)
+        self._recent[uid] = mapped
+        return mapped
 
     def map_multi(self, value: str) -> str:
         """A UI value that may hold several UIDs separated by backslashes."""

@@ -31,7 +31,8 @@ from wadows.dicom.image_pixel import check_described
 from wadows.dicom.pixel_copy import copied_pixel_data
 from wadows.dicom.pixel_recode import recoded_pixel_data
 from wadows.dicom.pixel_span import DicomReadError, PixelDataRef, locate_pixel_data
-from wadows.dicom.spliced_copy import CopyLayout, spliced_head
+from wadows.dicom.read_tags import tags_read
+from wadows.dicom.spliced_copy import CopyLayout, PixelsDescribed, spliced_head
 from wadows.dicom.transcode import TranscodeError, pixel_bytes_carry_over, refusal_reason
 
 __all__ = ["CopyLayout", "CopyPlan", "DicomReadError", "PixelDataRef", "SourceInstance", "TranscodeError", "encode",
@@ -255,21 +256,28 @@ def plan_copy_with_layout(header: Dataset, source: SourceInstance,
         meta_spans = {tag: (start + len(header_writer.PREAMBLE), end + len(header_writer.PREAMBLE))
                       for tag, (start, end) in meta_spans.items()}
         layout = CopyLayout(source.transfer_syntax, target, implicit_vr, little_endian, dict(meta._dict), head,
-                            meta_spans, data_set, tuple(spans), spans)
-    return _with_pixel_range(head + data_set, source, target), layout
+                            meta_spans, data_set, tuple(spans), spans, _pixels_described(source))
+    # (a layout was made after _pixels_described checked the Pixel Data)
+    return _with_pixel_range(head + data_set, source, target, described=layout is not None), layout
 
 
-def plan_copy_like(layout: CopyLayout, source: SourceInstance,
-                   changes: dict[int, DataElement | RawDataElement | None]) -> CopyPlan | None:
+def plan_copy_like(layout: CopyLayout, source: SourceInstance, changes: dict[int, DataElement | RawDataElement | None],
+                   source_changed: tuple[int, ...] | None = None) -> CopyPlan | None:
     """plan_copy() for an output header that is the one `layout` was made from with the elements in
-    `changes` replaced (None: removed), and a source in the same encoding and transfer syntax as that one's.
+    `changes` replaced (None: removed), and a source in the same encoding and transfer syntax as that one's
+    (`source_changed`: the tags of the source's data set elements that differ from that one's, when known).
     None when the head cannot be spliced (then use plan_copy())."""
-    if source.transfer_syntax != layout.source_syntax or source.pixel_data is None:
+    ref = source.pixel_data
+    if source.transfer_syntax != layout.source_syntax or ref is None:
         return None  # then _copy_target might decide otherwise
     head = spliced_head(layout, changes)
     if head is None:
         return None
-    return _with_pixel_range(head, source, layout.target, (layout.implicit_vr, layout.little_endian))
+    # The Image Pixel attributes were found to account for the Pixel Data: still so with the same ones.
+    described = (source_changed is not None and layout.pixels_described is not None
+                 and layout.pixels_described.length == ref.value_length
+                 and layout.pixels_described.tags.isdisjoint(source_changed))
+    return _with_pixel_range(head, source, layout.target, (layout.implicit_vr, layout.little_endian), described)
 
 
 def _copy_target(source: SourceInstance, transfer_syntax: str) -> UID | None:
@@ -285,13 +293,15 @@ def _copy_target(source: SourceInstance, transfer_syntax: str) -> UID | None:
 
 
 def _with_pixel_range(head: bytes, source: SourceInstance, target: UID,
-                      encoding: tuple[bool, bool] | None = None) -> CopyPlan:
+                      encoding: tuple[bool, bool] | None = None, described: bool = False) -> CopyPlan:
     """`head`, then the Pixel Data element header and the range of its value in the stored file
-    (`encoding`: the data set encoding of `target`, when the caller knows it)."""
+    (`encoding`: the data set encoding of `target`, when the caller knows it; `described`: the Pixel Data
+    is known to be accounted for, see _check_described)."""
     ref = source.pixel_data
     if ref is None:
         return CopyPlan(head, 0, 0, b"")
-    _check_described(source)
+    if not described:
+        _check_described(source)
     implicit_vr, little_endian = encoding or syntaxes.data_set_encoding(target)
     if ref.value_length is None:
         element = header_writer.pixel_element_header(implicit_vr, little_endian, "OB", None)
@@ -299,6 +309,16 @@ def _with_pixel_range(head: bytes, source: SourceInstance, target: UID,
     odd = ref.value_length % 2
     element = header_writer.pixel_element_header(implicit_vr, little_endian, ref.vr, ref.value_length + odd)
     return CopyPlan(head + element, ref.value_offset, ref.end_offset, b"\0" * odd)
+
+
+def _pixels_described(source: SourceInstance) -> PixelsDescribed | None:
+    """_check_described() for a source whose Pixel Data is in the file, and the elements it was decided from
+    (None when there is no such Pixel Data: nothing to check, or the check read the data set as a whole)."""
+    ref = source.pixel_data
+    if ref is None:
+        return None
+    _, tags = tags_read(lambda ds: check_described(ds, ref.value_length), source.dataset)
+    return None if tags is None else PixelsDescribed(tags, ref.value_length)
 
 
 def _check_described(source: SourceInstance) -> None:

@@ -32,6 +32,14 @@ _PLAIN_UID = re.compile(rb"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 
 
 @dataclass(frozen=True)
+class PixelsDescribed:
+    """The Image Pixel elements (tags) found to account for a Pixel Data value of `length` bytes."""
+
+    tags: frozenset[int]
+    length: int | None
+
+
+@dataclass(frozen=True)
 class CopyLayout:
     """How the head of one output object was put together."""
 
@@ -45,6 +53,7 @@ class CopyLayout:
     data_set: bytes
     tags: tuple[int, ...]  # the data set elements written, in order
     spans: dict[int, tuple[int, int]]  # where each of them lies in data_set
+    pixels_described: PixelsDescribed | None = None  # what the source's Pixel Data was checked against
 
 
 def spliced_head(layout: CopyLayout, changes: dict[int, DataElement | RawDataElement | None]) -> bytes | None:
@@ -57,8 +66,8 @@ def spliced_head(layout: CopyLayout, changes: dict[int, DataElement | RawDataEle
             return None
     pieces = [prefix]
     cursor = 0
-    for tag in sorted(changes, key=int):  # ints: BaseTag compares in Python
-        elem = changes[tag]
+    for key in sorted(changes, key=int):
+        elem, tag = changes[key], int(key)  # ints: a BaseTag compares in Python
         if tag >= _PIXEL_DATA or tag >> 16 in (0x0000, 0x0002):
             return None  # never in the data set part of the output
         if elem is None:

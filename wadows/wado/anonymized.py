@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
+SOP_INSTANCE_UID = 0x00080018
 
 
 class HeaderBudget:
@@ -92,13 +93,13 @@ def _prepare_from_scratch(deidentifier: Deidentifier, fp: BinaryIO, record: Inst
     is remembered so that the next objects of its series can be prepared by difference."""
     instance = part10.open_source(fp)
     known = _learn(fp, instance) if copyable else None  # before anything converts its elements
-    plan = _plan(deidentifier, instance.dataset)
+    plan, plan_inputs = _refused_as_rejected(deidentifier.plan_with_inputs, instance.dataset)
     target = _target(record, accepted, plan)
     copy = None
     if plan.pixel_edit is None and copyable:
         copy, layout = part10.plan_copy_with_layout(deidentifier.apply(instance.dataset, plan), instance, target)
         if copy is not None and known is not None and layout is not None:
-            _memory(deidentifier).remember(_Learnt(known, plan, layout))
+            _memory(deidentifier).remember(_Learnt(known, plan, _besides_instance_uid(plan_inputs), layout))
     return plan, target, copy
 
 
@@ -112,7 +113,11 @@ def _prepare_by_difference(deidentifier: Deidentifier, fp: BinaryIO, record: Ins
         similar = _unless_failing(similar_header.read_like, fp, learnt.known)
         if similar is None:
             continue
-        plan = _plan(deidentifier, similar.instance.dataset)  # the header pydicom would have read: same plan
+        header = similar.instance.dataset  # the header pydicom would have read: the same plan
+        if learnt.plan_inputs is not None and learnt.plan_inputs.isdisjoint(similar.changed):
+            plan = _refused_as_rejected(deidentifier.plan_like, learnt.plan, header)
+        else:
+            plan = _refused_as_rejected(deidentifier.plan, header)
         target = _target(record, accepted, plan)
         if plan.pixel_edit is not None:
             return plan, target, None
@@ -122,12 +127,17 @@ def _prepare_by_difference(deidentifier: Deidentifier, fp: BinaryIO, record: Ins
                                   similar.changed)
         if changes is None:
             return None
-        copy = _unless_failing(part10.plan_copy_like, learnt.layout, similar.instance, changes)
+        copy = _unless_failing(part10.plan_copy_like, learnt.layout, similar.instance, changes, similar.changed)
         if copy is None:
             return None
         memory.used(learnt)
         return plan, target, copy
     return None
+
+
+def _besides_instance_uid(plan_inputs: frozenset[int] | None) -> frozenset[int] | None:
+    # plan_like() decides again what depends on the SOP Instance UID, which differs from slice to slice.
+    return None if plan_inputs is None else plan_inputs - {SOP_INSTANCE_UID}
 
 
 def _learn(fp: BinaryIO, instance: part10.SourceInstance) -> similar_header.KnownHeader | None:
@@ -144,9 +154,9 @@ def _unless_failing(step, *args):
         return None
 
 
-def _plan(deidentifier: Deidentifier, header) -> Plan:
+def _refused_as_rejected(plan, *args):
     try:
-        return deidentifier.plan(header)
+        return plan(*args)
     except Refusal as refusal:
         raise Rejected(codes.UNABLE_TO_ANONYMIZE, f"Unable to anonymize: {refusal.reason}")
 
@@ -171,6 +181,8 @@ class _Learnt:
 
     known: similar_header.KnownHeader
     plan: Plan
+    plan_inputs: frozenset[int] | None  # the elements the plan was decided from, but the SOP Instance UID
+    #                                      (None: all of them)
     layout: part10.CopyLayout
 
 
