@@ -10,7 +10,7 @@ import requests
 from lxml import etree
 
 from support import (EXPLICIT_LE, SOAP12, WADO, WSA, XDS, doc, document_responses, envelope, post, rad69_body, registry,
-                     validate_envelope)
+                     split_mtom, validate_envelope)
 
 SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 
@@ -56,6 +56,43 @@ def test_transcoded_answer_is_chunked(server, sample):
     reply = requests.post(server.endpoint, data=envelope(rad69_body([doc(row)])),
                           headers={"Content-Type": "application/soap+xml"}, timeout=30)
     assert reply.status_code == 200 and reply.headers.get("Transfer-Encoding") == "chunked"
+
+
+def test_stored_objects_in_a_chunked_answer_go_out_whole(server, sample):
+    """One object to transcode makes the answer chunked; the stored objects beside it still go out with
+    sendfile(2), each as a chunk of its own framed by wadows: the exact wire bytes are checked here."""
+    import socket
+    from urllib.parse import urlsplit
+
+    transcoded = next(r for r in sample if r["transfer_syntax_uid"] != EXPLICIT_LE)
+    stored = [r for r in sample if r["transfer_syntax_uid"] == EXPLICIT_LE][:2]
+    body = envelope(rad69_body([doc(stored[0]), doc(transcoded), doc(stored[1])]))
+    address = urlsplit(server.endpoint)
+    request = (f"POST {address.path} HTTP/1.1\r\nHost: {address.netloc}\r\nConnection: close\r\n"
+               f"Content-Type: application/soap+xml\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
+        connection.sendall(request)
+        data = b""
+        while chunk := connection.recv(1 << 16):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"\r\ntransfer-encoding: chunked" in head.lower() and b"content-length" not in head.lower()
+    decoded = b""
+    while True:  # strictly: size line, exactly that many bytes, CRLF; a last chunk of 0 and nothing after it
+        size_line, crlf, rest = rest.partition(b"\r\n")
+        assert crlf and re.fullmatch(rb"[0-9A-F]+", size_line), size_line[:40]
+        size = int(size_line, 16)
+        if size == 0:
+            assert rest == b"\r\n"
+            break
+        assert rest[size:size + 2] == b"\r\n"
+        decoded, rest = decoded + rest[:size], rest[size + 2:]
+    content_type = re.search(rb"\r\ncontent-type: ([^\r]+)", head, re.IGNORECASE).group(1).decode()
+    mtom = split_mtom(content_type, decoded)
+    by_uid = {r["sop_instance_uid"]: r for r in stored}
+    for d in document_responses(etree.fromstring(mtom.root)):
+        if d["uid"] in by_uid:
+            assert mtom.parts[d["cid"]] == by_uid[d["uid"]]["path"].read_bytes()
 
 
 def test_ws_addressing_action_and_relates_to(server, sample):

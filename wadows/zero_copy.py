@@ -1,10 +1,12 @@
 """Putting a document's unchanged stored bytes on the wire without copying them through Python.
 
 The operations yield FileSpans for stretches of a stored file (wadows.wado.messages). Under gunicorn, over plain
-TCP, in a response framed by its Content-Length (no chunk framing to add), a span goes straight from the file to
-the client's socket with sendfile(2): gunicorn writes each item of the body before it asks for the next, so the
-bytes before the span are already out. Anywhere else the span is read and yielded in chunks. TLS sockets never
-take the shortcut: sendfile would bypass the encryption.
+TCP, a span goes straight from the file to the client's socket with sendfile(2): gunicorn writes each item of
+the body before it asks for the next, so the bytes before the span are already out. In a response framed by its
+Content-Length the span is sent as it is; in a chunked one (no Content-Length: an answer whose documents are
+finished while they are sent) it is sent as one chunk of its own, framed here the way gunicorn frames the
+others. Anywhere else the span is read and yielded in chunks. TLS sockets never take the shortcut: sendfile
+would bypass the encryption.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ COALESCE_LIMIT = 64 << 10  # bytes held back to be written together
 
 def wire_bytes(items: Iterable[bytes | FileSpan], environ: dict, length_framed: bool) -> Iterator[bytes]:
     """The response body as the WSGI server wants it (bytes only), sending spans itself where it can."""
-    sock = _sendfile_socket(environ) if length_framed else None
+    sock = _sendfile_socket(environ)
+    chunked = not length_framed and sock is not None and _gunicorn_chunks(environ)
+    if sock is not None and not length_framed and not chunked:
+        sock = None
     if sock is None:
         for item in items:
             if isinstance(item, FileSpan):
@@ -56,8 +61,12 @@ def wire_bytes(items: Iterable[bytes | FileSpan], environ: dict, length_framed: 
             if pending or not headers_out:
                 yield b"".join(pending)  # b"" first: gunicorn writes the status line and headers with it
                 pending, pending_size, headers_out = [], 0, True
+            if chunked:
+                sock.sendall(b"%X\r\n" % item.count)
             if sock.sendfile(item.fp, item.offset, item.count) != item.count:
                 raise _short()
+            if chunked:
+                sock.sendall(b"\r\n")
     if pending:
         yield b"".join(pending)
 
@@ -85,6 +94,13 @@ def _sendfile_socket(environ: dict) -> socket.socket | None:
     if environ.get("wsgi.url_scheme") != "http" or environ.get("REQUEST_METHOD") == "HEAD":
         return None  # HEAD: gunicorn drops the body, and so must we
     return sock
+
+
+def _gunicorn_chunks(environ: dict) -> bool:
+    """Whether gunicorn sends this response (no Content-Length) in chunks, as gunicorn 27 decides it: HTTP/1.1,
+    a body allowed (HEAD never gets here), plain HTTP protocol (not uwsgi, which wadows does not configure)."""
+    return (environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
+            and environ.get("SERVER_PROTOCOL") == "HTTP/1.1")
 
 
 def _has_fileno(fp) -> bool:
