@@ -38,13 +38,19 @@ def wire_bytes(items: Iterable[bytes | FileSpan], environ: dict, length_framed: 
             else:
                 yield item
         return
-    # gunicorn writes each item with its own send(2): the small pieces between two spans (a part's MIME
-    # headers, a de-identified head) are joined into one write, which also keeps them in one TCP segment.
+    # gunicorn writes each item with its own send(2): in a response framed by its length, the small pieces
+    # between two spans (a part's MIME headers, a de-identified head) are joined into one write, which also keeps
+    # them in one TCP segment.
     pending: list[bytes] = []
     pending_size = 0
     headers_out = False
     for item in items:
-        if not isinstance(item, FileSpan):
+        if chunked and not isinstance(item, FileSpan):
+            # Nothing held back: the next piece may take a while (fetched from a PACS), and the client should
+            # have what is ready, the envelope first of all.
+            yield item
+            headers_out = True
+        elif not isinstance(item, FileSpan):
             pending.append(item)
             pending_size += len(item)
             if pending_size >= COALESCE_LIMIT:
