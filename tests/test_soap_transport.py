@@ -536,6 +536,51 @@ def test_document_requests_are_read_as_spynes_generic_reader_would(children):
         assert type(value).__name__ == "DocumentRequestRead"
 
 
+def _prefixes_by_copying(element):
+    """with_our_prefixes as it was first written: the tree copied element by element under our declarations."""
+    from wadows.soap import namespaces as ns
+
+    def copy(source, parent):
+        target = (etree.Element(source.tag, source.attrib, nsmap=ns.NSMAP) if parent is None
+                  else etree.SubElement(parent, source.tag, source.attrib))
+        target.text, target.tail = source.text, source.tail
+        for child in source:
+            copy(child, target)
+        return target
+
+    return copy(element, None)
+
+
+def test_answers_get_our_prefixes_as_a_copy_under_them_would(store_dir, sample, tmp_path):
+    """The Envelope spyne writes (ns0, ns1 ... on every element) is given our prefixes by lxml, not by copying the
+    tree: byte for byte what the copy gave, for answers of the three operations, with errors and without."""
+    import copy
+
+    from test_metadata import information_body
+    from test_rendered import rendered_body
+
+    from wadows.policy.access import Caller
+    from wadows.soap.endpoint import body_request, with_our_prefixes
+    from wadows.soap.service import RequestState, SpyneDriver
+    from wadows.store.folder import FolderStore, index_folder
+    from wadows.wado.source import ImagingDocumentSource
+
+    index_folder(store_dir, tmp_path, show_progress=False)
+    source = ImagingDocumentSource(FolderStore(store_dir, tmp_path / "index.sqlite3"), "1.2.3")
+    driver, rows = SpyneDriver(), sample[:3]
+    missing = (rows[0]["study_uid"], rows[0]["series_uid"], "1.2.3.4.5.6.7")
+    bodies = [rad69_body([doc(r) for r in rows]), rad69_body([doc(r) for r in rows] + [missing], anonymize="yes"),
+              rad69_body([missing]), rendered_body([(doc(r), {}) for r in rows]),
+              information_body([(doc(rows[0]), [], None), (missing, [], None)])]
+    for body in bodies:
+        request = etree.fromstring(envelope(body))
+        body_request(request)
+        spyne_tree = driver.call(request, RequestState(source=source, caller=Caller("test", None, True, True)))
+        expected = etree.tostring(_prefixes_by_copying(copy.deepcopy(spyne_tree)))
+        assert etree.tostring(with_our_prefixes(spyne_tree)) == expected
+        assert expected.startswith(b"<env:Envelope ")
+
+
 def test_a_dropped_answer_frees_its_documents_at_once(tmp_path):
     """spyne's method contexts refer to each other; the driver lets go of what they hold of ours, so an answer the
     server drops (a client gone before the first byte) frees its documents, and the files or local copies they

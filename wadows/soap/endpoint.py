@@ -118,18 +118,15 @@ def read_body(environ: dict, limit: int) -> bytes:
 
 def with_our_prefixes(element: etree._Element) -> etree._Element:
     """The same tree with readable prefixes declared once on the Envelope (env:, ihe:, rs:, wado:, xop:) instead
-    of spyne's ns0/ns1 declared on every element: captures are read by people."""
-    def copy(source: etree._Element, parent: etree._Element | None) -> etree._Element:
-        if parent is None:
-            target = etree.Element(source.tag, source.attrib, nsmap=ns.NSMAP)
-        else:
-            target = etree.SubElement(parent, source.tag, source.attrib)
-        target.text, target.tail = source.text, source.tail
-        for child in source:
-            copy(child, target)
-        return target
-
-    return copy(element, None)
+    of spyne's ns0/ns1 declared on every element: captures are read by people. The Envelope is made anew with
+    our declarations; its children move under it and lxml rewrites their prefixes to the ones declared there
+    (in C: copying the tree element by element was ~2.5 ms of a 200-document answer before its first byte)."""
+    envelope = etree.Element(element.tag, element.attrib, nsmap=ns.NSMAP)
+    envelope.text = element.text
+    for child in list(element):
+        envelope.append(child)
+    etree.cleanup_namespaces(envelope, top_nsmap=ns.NSMAP, keep_ns_prefixes=list(ns.NSMAP))
+    return envelope
 
 
 def envelope_header(envelope: etree._Element) -> etree._Element | None:
