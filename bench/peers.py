@@ -7,13 +7,14 @@ wadows from its folder store:
   (c) wadows anonymized vs Orthanc's own anonymization of the same instances (POST /instances/{id}/anonymize,
       which returns the anonymized file), one instance after another as a client would;
   (d) wadows's peak RSS (the largest of its processes).
-Timed runs interleaved (Orthanc, wadows plain, wadows anonymized, again), best of --runs each. Writes bench/out/peers.png (MB/s vs study size) when matplotlib is installed.
+Timed runs interleaved (Orthanc, wadows plain, wadows anonymized, again), best (and median) of --runs each. Writes bench/out/peers.png (MB/s vs study size) when matplotlib is installed.
 Usage: .venv/bin/python bench/peers.py [--sizes 50 200 2000] [--runs 15] [--anonymize-sample 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -95,6 +96,12 @@ def main() -> None:
               f" ({row['anonymized'] / row['orthanc']:.2f}x of Orthanc plain) | Orthanc's anonymization "
               f"{row['orthanc_anonymize']:6.1f} MB/s (wadows {row['anonymized'] / row['orthanc_anonymize']:.1f}x "
               f"faster) | wadows peak RSS {rss:.0f} MB", flush=True)
+        # The best of a noisy machine's runs is a lucky draw; the medians of interleaved runs move less.
+        medians = {name: megabytes / statistics.median(values) for name, values in samples.items()}
+        print(f"{'':19s} medians | Orthanc WADO-RS {medians['orthanc']:7.1f} MB/s | wadows plain "
+              f"{medians['plain']:7.1f} ({medians['plain'] / medians['orthanc']:.2f}x) | wadows anonymized "
+              f"{medians['anonymized']:7.1f} ({medians['anonymized'] / medians['orthanc']:.2f}x of Orthanc plain)",
+              flush=True)
     plot(rows)
 
 
