@@ -46,7 +46,8 @@ class ServerProcess:
     store_kind = "folder"
 
     def __init__(self, store: Path | None, data_dir: Path, log_path: Path, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None, https_ca: str | None = None):
+                 env: dict[str, str] | None = None, https_ca: str | None = None, healthy: bool = True):
+        """healthy=False: the server counts as started once /health answers at all (its store may be down)."""
         self.port = free_port()
         self.data_dir = data_dir
         self.verify = https_ca or True
@@ -59,15 +60,16 @@ class ServerProcess:
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **(env or {})})
-        self._wait_ready()
+        self._wait_ready(healthy)
 
-    def _wait_ready(self, timeout: float = 60) -> None:
+    def _wait_ready(self, healthy: bool, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"wadows serve exited early:\n{self.log()}")
             try:
-                if requests.get(f"{self.url}/health", timeout=1, verify=self.verify).status_code == 200:
+                status = requests.get(f"{self.url}/health", timeout=1, verify=self.verify).status_code
+                if status == 200 or not healthy:
                     return
             except (requests.ConnectionError, requests.exceptions.SSLError):
                 pass

@@ -94,3 +94,33 @@ def test_a_whole_series_while_orthanc_is_down_then_back(pacs, sample):
     while spool.exists() and os.listdir(spool):
         assert time.monotonic() < deadline, os.listdir(spool)
         time.sleep(0.1)
+
+
+def test_a_pacs_down_at_start_does_not_stop_the_server(store_dir, sample, tmp_path):
+    """The start banner counts the store's instances; a PACS that does not answer then is said so in one line, the
+    server serves (documents get errors, /health says unavailable) and picks the PACS up when it comes."""
+    import requests
+
+    from orthanc import Orthanc
+
+    orthanc = Orthanc(tmp_path / "orthanc")  # its port chosen, nothing listening on it yet
+    config = tmp_path / "wadows.toml"
+    config.write_text("[store]\nconnect_timeout = 0.5\nretries = 0\n")
+    server = ServerProcess(None, tmp_path / "data", tmp_path / "log", [
+        "--unauthenticated", "full", "--store-url", orthanc.dicomweb_url, "--config", str(config)], healthy=False)
+    try:
+        assert "a store that cannot be counted now: " in server.log() and "Traceback" not in server.log()
+        assert requests.get(f"{server.url}/health", timeout=30).status_code == 503
+        reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])])))
+        status, errors = registry(reply.envelope())
+        assert status == FAILURE and errors[0]["errorCode"] == "XDSRepositoryBusy"
+
+        orthanc.start()
+        load_into_orthanc(orthanc, store_dir / "sample")
+        reply = post(server.endpoint, envelope(rad69_body([doc(sample[0])], [sample[0]["transfer_syntax_uid"]])))
+        assert registry(reply.envelope())[0] == SUCCESS
+        assert list(reply.mtom().parts.values())[0] == sample[0]["path"].read_bytes()
+        assert requests.get(f"{server.url}/health", timeout=30).status_code == 200
+    finally:
+        server.stop()
+        orthanc.stop()

@@ -137,7 +137,7 @@ def _serve(args) -> int:
 
     def ready():
         url = f"{'https' if tls['cert'] else 'http'}://{host}:{port}/wado-ws"
-        print(f"wadows {__version__} serving {app.source.store.count()} instances\n"
+        print(f"wadows {__version__} serving {_instances(app.source.store)}\n"
               f"  endpoint        {url}\n"
               f"  WSDL            {url}?wsdl\n"
               f"  repository UID  {app.source.repository_uid}\n"
@@ -150,6 +150,17 @@ def _serve(args) -> int:
     run(app, host, port, workers, conf.get("server", "threads"), when_ready=ready, tls=tls,
         forwarded_allow_ips=conf.get("server", "forwarded_allow_ips"))
     return 0
+
+
+def _instances(store) -> str:
+    """What the start banner says of the store; a PACS that does not answer now does not stop the server (its
+    documents get errors until it does: /health says so)."""
+    from wadows.store.base import StoreError
+
+    try:
+        return f"{store.count()} instances"
+    except StoreError as exc:  # its texts are written to be shown: no data, no URL
+        return f"a store that cannot be counted now: {exc}"
 
 
 def _users_path(args) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,6 +35,16 @@ def _make_data_dir(data_dir: Path) -> None:
         raise cfg.ConfigError(f"the data dir {data_dir} cannot be created ({exc.strerror or type(exc).__name__})") from None
 
 
+def _ca_bundle(path: str) -> str | bool:
+    """[store] ca_bundle: the file the PACS's certificate is checked against, or True (the certificates requests
+    trusts, REQUESTS_CA_BUNDLE included)."""
+    if not path:
+        return True
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise cfg.ConfigError(f"[store] ca_bundle: {path} is not a readable file")
+    return path
+
+
 def build_app(conf: cfg.Config, folder: Path | None, data_dir: Path, repository_uid: str | None = None,
               show_progress: bool = False):
     """The application over a folder (indexed incrementally first) or, when `[store] url` is set, over a PACS
@@ -43,7 +55,8 @@ def build_app(conf: cfg.Config, folder: Path | None, data_dir: Path, repository_
         store = DicomWebStore(url, auth=conf.get("store", "auth") or None, retries=conf.get("store", "retries"),
                               timeout=(conf.get("store", "connect_timeout"), conf.get("store", "read_timeout")),
                               spool_dir=str(data_dir / SPOOL_NAME),
-                              series_bytes=conf.get("store", "series_spool_bytes"))
+                              series_bytes=conf.get("store", "series_spool_bytes"),
+                              verify=_ca_bundle(conf.get("store", "ca_bundle")))
         summary = f"DICOMweb store at {_without_credentials(url)}"
     else:
         summary = index_folder(folder, data_dir, show_progress=show_progress)

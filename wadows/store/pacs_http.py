@@ -56,8 +56,9 @@ class PacsHttp:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                with self._session().get(url, params=params, headers=headers, timeout=self.timeout,
-                                         stream=True) as response:
+                # A CA bundle of ours goes with each request: requests lets REQUESTS_CA_BUNDLE override a Session's.
+                with self._session().get(url, params=params, headers=headers, timeout=self.timeout, stream=True,
+                                         verify=None if self.verify is True else self.verify) as response:
                     status = response.status_code
                     if status in RETRIED_STATUSES and not last:
                         self._pause(attempt)
