@@ -30,6 +30,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "folder": "",
         "url": "",                 # a DICOMweb root instead of a folder, e.g. http://pacs:8042/dicom-web
         "auth": "",                # "user:password" or "Bearer TOKEN" (never logged)
+        "token_file": "",          # a file holding a bearer token that something else renews (read when it changes)
         "ca_bundle": "",           # PEM file of the CA(s) that signed an https PACS's certificate (in-house CA)
         "connect_timeout": 3.05,   # seconds
         "read_timeout": 30.0,      # the longest silence tolerated from the PACS, not a whole transfer

@@ -17,6 +17,7 @@ from wadows.policy.users import UsersFile
 from wadows.soap.endpoint import Limits
 from wadows.store.dicomweb import DicomWebStore
 from wadows.store.folder import FolderStore, index_folder
+from wadows.store.store_auth import BearerTokenFile
 from wadows.wado.prepare_ahead import PrepareAhead
 from wadows.wado.source import ImagingDocumentSource
 
@@ -33,6 +34,19 @@ def _make_data_dir(data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise cfg.ConfigError(f"the data dir {data_dir} cannot be created ({exc.strerror or type(exc).__name__})") from None
+
+
+def _store_auth(conf: cfg.Config):
+    """[store] auth (fixed credentials), or [store] token_file (a bearer token renewed by something else)."""
+    auth, token_file = conf.get("store", "auth") or None, conf.get("store", "token_file")
+    if not token_file:
+        return auth
+    if auth:
+        raise cfg.ConfigError("[store] auth and token_file exclude each other: the token file is the credential")
+    try:
+        return BearerTokenFile(token_file)
+    except ValueError as exc:
+        raise cfg.ConfigError(str(exc)) from None
 
 
 def _ca_bundle(path: str) -> str | bool:
@@ -52,7 +66,7 @@ def build_app(conf: cfg.Config, folder: Path | None, data_dir: Path, repository_
     _make_data_dir(data_dir)
     url = conf.get("store", "url")
     if url:
-        store = DicomWebStore(url, auth=conf.get("store", "auth") or None, retries=conf.get("store", "retries"),
+        store = DicomWebStore(url, auth=_store_auth(conf), retries=conf.get("store", "retries"),
                               timeout=(conf.get("store", "connect_timeout"), conf.get("store", "read_timeout")),
                               spool_dir=str(data_dir / SPOOL_NAME),
                               series_bytes=conf.get("store", "series_spool_bytes"),
