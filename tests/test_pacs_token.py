@@ -50,14 +50,26 @@ class TokenCheckingRelay:
                 self.refused += 1
                 client.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return
-            head = re.sub(rb"(?im)^connection:.*\r\n?", b"", head + b"\r\n").rstrip(b"\r\n")
             with socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
-                upstream.sendall(head + b"\r\nConnection: close\r\n\r\n" + rest)
+                upstream.sendall(_closing(head) + rest)
+                answer = b""
+                while b"\r\n\r\n" not in answer and (data := upstream.recv(1 << 16)):
+                    answer += data
+                # The answer says the connection closes after it: the client must not keep it for the next request.
+                answer_head, _, answer_rest = answer.partition(b"\r\n\r\n")
+                client.sendall(_closing(answer_head) + answer_rest)
                 while data := upstream.recv(1 << 16):
                     client.sendall(data)
 
     def close(self) -> None:
         self.listener.close()
+
+
+def _closing(head: bytes) -> bytes:
+    """An HTTP head (without its blank line) with `Connection: close` instead of whatever it said, and the blank
+    line."""
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
+    return b"\r\n".join(lines + [b"Connection: close", b"", b""])
 
 
 @pytest.fixture(scope="module")

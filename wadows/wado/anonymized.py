@@ -154,9 +154,10 @@ def _unless_failing(step, *args):
         return None
 
 
-def _refused_as_rejected(plan, *args):
+def _refused_as_rejected(decide, *args):
+    """decide(*args) (a plan), with the de-identifier's Refusal as this document's urn:dicom:wado:0001."""
     try:
-        return plan(*args)
+        return decide(*args)
     except Refusal as refusal:
         raise Rejected(codes.UNABLE_TO_ANONYMIZE, f"Unable to anonymize: {refusal.reason}")
 
