@@ -1,9 +1,9 @@
 """Reading the few header facts the index keeps, as cheaply as a Part 10 file allows.
 
 Only the file meta and the top-level elements up to Series Instance UID (0020,000E) are
-parsed; values of other elements are skipped, and pixel data is never reached. UID values
-are decoded here from the raw bytes, so pydicom's value validation (whose log lines quote the
-value) never runs on them.
+parsed: from the bytes for the common case (wadows.store.header_bytes), else by pydicom, the
+values of other elements skipped; pixel data is never reached. UID values are decoded here from
+the raw bytes, so pydicom's value validation (whose log lines quote the value) never runs on them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag
 
+from wadows.store.header_bytes import uid_values
+
 PREAMBLE_LENGTH = 128
 MAGIC = b"DICM"
+HEAD_BYTES = 64 << 10  # read at once: enough for the elements up to Series Instance UID of nearly every file
 
 _SOP_CLASS = BaseTag(0x00080016)
 _SOP_INSTANCE = BaseTag(0x00080018)
@@ -60,11 +63,17 @@ def read_header_facts(path: str) -> HeaderFacts:
 
 def header_facts(fp: BinaryIO) -> HeaderFacts:
     """The same facts from a whole Part 10 object open at its start (a file, or the object in memory)."""
-    lead = fp.read(PREAMBLE_LENGTH + len(MAGIC))
-    if len(lead) < PREAMBLE_LENGTH + len(MAGIC) or lead[PREAMBLE_LENGTH:] != MAGIC:
+    lead = fp.read(HEAD_BYTES)
+    if len(lead) < PREAMBLE_LENGTH + len(MAGIC) or lead[PREAMBLE_LENGTH:PREAMBLE_LENGTH + len(MAGIC)] != MAGIC:
         raise NotAnInstance("no DICM magic after the preamble")
+    values = uid_values(lead)  # the common case, from the bytes; anything else is for pydicom
+    if values is not None:
+        read = lambda tag: _clean_uid(values.get(int(tag)))  # noqa: E731 - file meta and data set tags differ
+        return _facts(read, read)
     fp.seek(0)
-    return _facts_from(_parse_header(fp))
+    dataset = _parse_header(fp)
+    meta = getattr(dataset, "file_meta", None) or Dataset()
+    return _facts(lambda tag: _uid(meta, tag), lambda tag: _uid(dataset, tag))
 
 
 def _past_series_uid(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -88,18 +97,18 @@ def _parse_header(fp: BinaryIO) -> Dataset:
         raise UnreadableHeader(f"header could not be parsed ({type(exc).__name__})") from None
 
 
-def _facts_from(dataset: Dataset) -> HeaderFacts:
-    meta = getattr(dataset, "file_meta", None) or Dataset()
-    if _uid(meta, BaseTag(0x00020002)) == MEDIA_STORAGE_DIRECTORY:
+def _facts(meta_uid, uid) -> HeaderFacts:
+    """The facts from the UIDs of the file meta and of the data set (each "" when absent or not a UID)."""
+    if meta_uid(BaseTag(0x00020002)) == MEDIA_STORAGE_DIRECTORY:
         raise NotAnInstance("a DICOMDIR lists instances but is not one")
-    transfer_syntax = _uid(meta, BaseTag(0x00020010))
-    sop_class = _uid(dataset, _SOP_CLASS) or _uid(meta, BaseTag(0x00020002))
+    transfer_syntax = meta_uid(BaseTag(0x00020010))
+    sop_class = uid(_SOP_CLASS) or meta_uid(BaseTag(0x00020002))
     facts = {
         "transfer syntax": transfer_syntax,
         "SOP class": sop_class,
-        "SOP instance": _uid(dataset, _SOP_INSTANCE),
-        "study": _uid(dataset, _STUDY),
-        "series": _uid(dataset, _SERIES),
+        "SOP instance": uid(_SOP_INSTANCE),
+        "study": uid(_STUDY),
+        "series": uid(_SERIES),
     }
     missing = [name for name, value in facts.items() if not value]
     if missing:
@@ -118,10 +127,12 @@ def _uid(dataset: Dataset, tag: BaseTag) -> str:
     if tag not in dataset:
         return ""
     element = dataset.get_item(tag)
-    value = element.value
-    if isinstance(element, RawDataElement):
-        if not isinstance(value, bytes):
-            return ""
+    return _clean_uid(element.value if isinstance(element, RawDataElement) or isinstance(element.value, str)
+                      else None)
+
+
+def _clean_uid(value: bytes | str | None) -> str:
+    if isinstance(value, bytes):
         try:
             value = value.decode("ascii")
         except UnicodeDecodeError:
