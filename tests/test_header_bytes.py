@@ -54,11 +54,11 @@ def test_every_file_gives_pydicoms_facts(store_dir):
 def test_damaged_headers_give_pydicoms_outcome(store_dir):
     """Cut short, bytes flipped, lengths changed: the same facts or refusal as pydicom, never other UIDs."""
     rng = random.Random(7)
-    for path in _part10_files(store_dir)[:40]:
+    for path in _part10_files(store_dir)[:25]:
         data = path.read_bytes()
         head = data[:min(len(data), 4096)]
         variants = [data[:cut] for cut in rng.sample(range(132, len(head)), min(20, len(head) - 132))]
-        for _ in range(40):
+        for _ in range(25):
             damaged = bytearray(data)
             at = rng.randrange(132, len(head))
             damaged[at] = rng.randrange(256)

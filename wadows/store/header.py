@@ -21,7 +21,7 @@ from wadows.store.header_bytes import uid_values
 
 PREAMBLE_LENGTH = 128
 MAGIC = b"DICM"
-HEAD_BYTES = 64 << 10  # read at once: enough for the elements up to Series Instance UID of nearly every file
+HEAD_BYTES = 16 << 10  # read at once: the elements up to Series Instance UID of nearly every file (else pydicom reads)
 
 _SOP_CLASS = BaseTag(0x00080016)
 _SOP_INSTANCE = BaseTag(0x00080018)
