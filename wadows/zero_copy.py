@@ -27,10 +27,8 @@ COALESCE_LIMIT = 64 << 10  # bytes held back to be written together
 
 def wire_bytes(items: Iterable[bytes | FileSpan], environ: dict, length_framed: bool) -> Iterator[bytes]:
     """The response body as the WSGI server wants it (bytes only), sending spans itself where it can."""
-    sock = _sendfile_socket(environ)
-    chunked = not length_framed and sock is not None and _gunicorn_chunks(environ)
-    if sock is not None and not length_framed and not chunked:
-        sock = None
+    chunked = not length_framed and _gunicorn_chunks(environ)
+    sock = _sendfile_socket(environ) if length_framed or chunked else None
     if sock is None:
         for item in items:
             if isinstance(item, FileSpan):
