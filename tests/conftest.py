@@ -69,6 +69,18 @@ def presentation_state(path: Path, image: Path, rotation: int = 90) -> dict:
     return {"sop_instance_uid": ds.SOPInstanceUID, "series_uid": ds.SeriesInstanceUID, "path": path}
 
 
+def interop_store(store: Path) -> tuple[list[dict], dict, dict]:
+    """The store the interop suites serve under `store`: the sample (rows with their paths), the CR LF object, and
+    the objects planted with identifying values (tests/planting.py)."""
+    import planting
+
+    build_sample(store / "sample")
+    sample = describe_sample(store / "sample")
+    for row in sample:
+        row["path"] = store / "sample" / row["file"]
+    return sample, crlf_instance(store / "extra" / "crlf.dcm"), planting.write_planted_store(store / "planted")
+
+
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("store")
@@ -110,6 +122,17 @@ def load_into_orthanc(orthanc, folder: Path) -> int:
             orthanc.upload(path)
             count += 1
     return count
+
+
+@pytest.fixture(scope="module")
+def sample_orthanc(store_dir, tmp_path_factory):
+    """A real Orthanc holding the sample, for the tests of one module."""
+    from orthanc import Orthanc
+
+    orthanc = Orthanc(tmp_path_factory.mktemp("sample-orthanc")).start()
+    load_into_orthanc(orthanc, store_dir / "sample")
+    yield orthanc
+    orthanc.stop()
 
 
 @pytest.fixture(scope="session", params=["folder", "orthanc"])

@@ -9,9 +9,11 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import requests
 from lxml import etree
@@ -38,6 +40,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve_loopback(handle: Callable[[socket.socket], None]) -> socket.socket:
+    """A listener on 127.0.0.1 (its port: .getsockname()[1]) whose connections go to handle(connection), each in a
+    thread of its own, until the listener is closed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener
+
+
+def relay(source: socket.socket, sink: socket.socket, record: bytearray | None = None) -> None:
+    """Copy what `source` sends to `sink` (and to `record`) until `source` ends, then end `sink`'s sending side."""
+    try:
+        while data := source.recv(1 << 16):
+            if record is not None:
+                record += data
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 class ServerProcess:

@@ -848,21 +848,10 @@ def _content_length(head: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
-@pytest.fixture(scope="module")
-def pacs(store_dir, tmp_path_factory):
-    from conftest import load_into_orthanc
-    from orthanc import Orthanc
-
-    orthanc = Orthanc(tmp_path_factory.mktemp("faults-orthanc")).start()
-    load_into_orthanc(orthanc, store_dir / "sample")
-    yield orthanc
-    orthanc.stop()
-
-
 @pytest.fixture()
-def proxied(pacs, tmp_path):
+def proxied(sample_orthanc, tmp_path):
     """A fresh wadows (nothing cached) in front of the proxy in front of Orthanc."""
-    proxy = PacsProxy(pacs.http_port)
+    proxy = PacsProxy(sample_orthanc.http_port)
     config = tmp_path / "wadows.toml"
     config.write_text("[store]\nconnect_timeout = 0.5\nread_timeout = 0.75\nretries = 1\n")
     server = ServerProcess(None, tmp_path / "data", tmp_path / "server.log", [

@@ -36,14 +36,13 @@ import pytest
 from lxml import etree
 
 import planting
-from conftest import crlf_instance
-from support import SOAP12, WSA, ServerProcess, doc, split_mtom, validate_envelope
+from conftest import interop_store
+from support import SOAP12, WSA, ServerProcess, doc, relay, serve_loopback, split_mtom, validate_envelope
 from test_anonymize import leaks
 from test_metadata import ask as python_metadata
 from test_rad69 import ALL_SYNTAXES
 from test_rendered import render as python_render
 from wadows.client import DocumentSpec, WadoWsClient
-from wadows.sample import build_sample, describe_sample
 from wadows.soap import contract
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,41 +155,21 @@ class WireRecorder:
 
     def __init__(self, target_port: int):
         self.target = ("127.0.0.1", target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.connections: list[tuple[bytearray, bytearray]] = []  # (client -> server, server -> client)
         self._sockets: list[socket.socket] = []
         self._pipes: list[threading.Thread] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.listener = serve_loopback(self._connect)
+        self.port = self.listener.getsockname()[1]
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            record = (bytearray(), bytearray())
-            self.connections.append(record)
-            self._sockets += [client, upstream]
-            for source, sink, buffer in ((client, upstream, record[0]), (upstream, client, record[1])):
-                pipe = threading.Thread(target=self._pipe, args=(source, sink, buffer), daemon=True)
-                pipe.start()
-                self._pipes.append(pipe)
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, buffer: bytearray) -> None:
-        try:
-            while data := source.recv(1 << 16):
-                buffer += data
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                sink.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+    def _connect(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        record = (bytearray(), bytearray())
+        self.connections.append(record)
+        self._sockets += [client, upstream]
+        for source, sink, buffer in ((client, upstream, record[0]), (upstream, client, record[1])):
+            pipe = threading.Thread(target=relay, args=(source, sink, buffer), daemon=True)
+            pipe.start()
+            self._pipes.append(pipe)
 
     def close(self) -> None:
         self.listener.close()
@@ -265,12 +244,7 @@ def world(tmp_path_factory):
     classes = build_client(tools, cache_root(tmp_path_factory))
     root = tmp_path_factory.mktemp("interop-java")
     store = root / "store"
-    build_sample(store / "sample")
-    sample = describe_sample(store / "sample")
-    for row in sample:
-        row["path"] = store / "sample" / row["file"]
-    crlf = crlf_instance(store / "extra" / "crlf.dcm")
-    planted = planting.write_planted_store(store / "planted")
+    sample, crlf, planted = interop_store(store)
     by_modality = {r["modality"]: r for r in reversed(sample)}  # the first row of each modality
     ct, mr, dose = by_modality["CT"], by_modality["MR"], by_modality["RTDOSE"]
     unknown = {**ct, "sop_instance_uid": UNKNOWN_SOP}

@@ -29,10 +29,9 @@ import pytest
 from lxml import etree
 
 import planting
-from conftest import crlf_instance
+from conftest import interop_store
 from support import SOAP12, WSA, ServerProcess, validate_envelope
 from test_rad69 import ALL_SYNTAXES
-from wadows.sample import build_sample, describe_sample
 from wadows.soap import contract
 
 NODE_DIR = Path(__file__).parent / "interop" / "node"
@@ -111,12 +110,7 @@ def world(tmp_path_factory, pytestconfig):
                            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wadows-interop-node")
     root = tmp_path_factory.mktemp("interop-node")
     store = root / "store"
-    build_sample(store / "sample")
-    sample = describe_sample(store / "sample")
-    for row in sample:
-        row["path"] = store / "sample" / row["file"]
-    crlf = crlf_instance(store / "extra" / "crlf.dcm")
-    planted = planting.write_planted_store(store / "planted")
+    sample, crlf, planted = interop_store(store)
     server = ServerProcess(store, root / "data", root / "server.log", ["--unauthenticated", "full"])
     ct = next(r for r in sample if r["modality"] == "CT")
     unknown = {**ct, "sop_instance_uid": "1.2.3.4.5.6.7.8.9"}

@@ -14,8 +14,7 @@ import pytest
 import requests
 import trustme
 
-from conftest import load_into_orthanc
-from support import ServerProcess, doc, envelope, post, rad69_body, registry
+from support import ServerProcess, doc, envelope, post, rad69_body, registry, relay, serve_loopback
 
 SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 
@@ -25,17 +24,8 @@ class TlsRelay:
 
     def __init__(self, upstream_port: int, context: ssl.SSLContext):
         self.upstream_port, self.context = upstream_port, context
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = serve_loopback(self._serve)
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         try:
@@ -44,43 +34,24 @@ class TlsRelay:
             client.close()  # a client that does not trust our certificate gives up during the handshake
             return
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-        threading.Thread(target=_pump, args=(upstream, secure), daemon=True).start()
-        _pump(secure, upstream)
+        threading.Thread(target=relay, args=(upstream, secure), daemon=True).start()
+        relay(secure, upstream)
 
     def close(self) -> None:
         self.listener.close()
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(1 << 16):
-            target.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for end in (source, target):
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 @pytest.fixture(scope="module")
-def https_pacs(store_dir, tmp_path_factory):
-    from orthanc import Orthanc
-
+def https_pacs(sample_orthanc, tmp_path_factory):
     work = tmp_path_factory.mktemp("pacs-tls")
-    orthanc = Orthanc(work / "orthanc").start()
-    load_into_orthanc(orthanc, store_dir / "sample")
     ca, other_ca = trustme.CA(), trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
-    relay = TlsRelay(orthanc.http_port, context)
+    relay = TlsRelay(sample_orthanc.http_port, context)
     ca.cert_pem.write_to_path(str(work / "ca.pem"))
     other_ca.cert_pem.write_to_path(str(work / "other-ca.pem"))
     yield f"https://127.0.0.1:{relay.port}/dicom-web", work
     relay.close()
-    orthanc.stop()
 
 
 def _server(tmp_path, url: str, config: str, env: dict[str, str], healthy: bool = True) -> ServerProcess:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 
 import pytest
 
-from conftest import load_into_orthanc
-from support import ServerProcess, doc, envelope, post, rad69_body, registry
+from support import ServerProcess, doc, envelope, post, rad69_body, registry, serve_loopback
 
 SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 FAILURE = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
@@ -24,17 +22,8 @@ class TokenCheckingRelay:
     def __init__(self, upstream_port: int, token: str):
         self.upstream_port, self.token = upstream_port, token
         self.refused = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = serve_loopback(self._serve)
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         with client:
@@ -72,18 +61,8 @@ def _closing(head: bytes) -> bytes:
     return b"\r\n".join(lines + [b"Connection: close", b"", b""])
 
 
-@pytest.fixture(scope="module")
-def orthanc(store_dir, tmp_path_factory):
-    from orthanc import Orthanc
-
-    orthanc = Orthanc(tmp_path_factory.mktemp("pacs-token")).start()
-    load_into_orthanc(orthanc, store_dir / "sample")
-    yield orthanc
-    orthanc.stop()
-
-
-def test_a_renewed_token_is_used_without_a_restart(orthanc, sample, tmp_path):
-    relay = TokenCheckingRelay(orthanc.http_port, "first-token")
+def test_a_renewed_token_is_used_without_a_restart(sample_orthanc, sample, tmp_path):
+    relay = TokenCheckingRelay(sample_orthanc.http_port, "first-token")
     token_file = tmp_path / "pacs-token"
     token_file.write_text("first-token\n")
     config = tmp_path / "wadows.toml"
@@ -111,18 +90,18 @@ def test_a_renewed_token_is_used_without_a_restart(orthanc, sample, tmp_path):
         relay.close()
 
 
-def test_a_token_file_and_fixed_credentials_exclude_each_other(orthanc, tmp_path):
+def test_a_token_file_and_fixed_credentials_exclude_each_other(sample_orthanc, tmp_path):
     token_file = tmp_path / "pacs-token"
     token_file.write_text("a-token\n")
     config = tmp_path / "wadows.toml"
     config.write_text(f'[store]\ntoken_file = "{token_file}"\nauth = "Bearer another"\n')
     with pytest.raises(RuntimeError, match="auth and token_file exclude each other"):
         ServerProcess(None, tmp_path / "data", tmp_path / "log", [
-            "--store-url", orthanc.dicomweb_url, "--config", str(config)])
+            "--store-url", sample_orthanc.dicomweb_url, "--config", str(config)])
 
 
 @pytest.mark.parametrize("content", [None, "", "two words\n"])
-def test_a_token_file_without_a_token_stops_the_start(orthanc, tmp_path, content):
+def test_a_token_file_without_a_token_stops_the_start(sample_orthanc, tmp_path, content):
     token_file = tmp_path / "pacs-token"
     if content is not None:
         token_file.write_text(content)
@@ -130,4 +109,4 @@ def test_a_token_file_without_a_token_stops_the_start(orthanc, tmp_path, content
     config.write_text(f'[store]\ntoken_file = "{token_file}"\n')
     with pytest.raises(RuntimeError, match="token_file: .* holds no token that can be read"):
         ServerProcess(None, tmp_path / "data", tmp_path / "log", [
-            "--store-url", orthanc.dicomweb_url, "--config", str(config)])
+            "--store-url", sample_orthanc.dicomweb_url, "--config", str(config)])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -25,24 +24,18 @@ from typing import BinaryIO
 import numpy as np
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.uid import DeflatedExplicitVRLittleEndian, UID
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from wadows.dicom.dataset_copies import Prototype, encoded_like
+from wadows.dicom.element_header import UNDEFINED_LENGTH, element_header
 from wadows.dicom.element_values import whole_number
 from wadows.dicom.part10 import SourceInstance
 from wadows.dicom.pixel_span import DicomReadError, locate_pixel_data
 
 _PREFIX = 128  # the preamble is never compared (no output carries it), the DICM prefix is
 _META_START = 132
-_UNDEFINED = 0xFFFFFFFF
 _SLACK = 1024  # read beyond the known header's length: values of a similar file may be longer
 _META_MAY_DIFFER = frozenset({0x00020000, 0x00020003})  # group length, Media Storage SOP Instance UID
 _GROUP_LENGTH = 0x00020000
-_KNOWN_VRS = frozenset(vr.value.encode("ascii") for vr in VR if len(vr.value) == 2)
-_LONG_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_VR_LENGTH_32)
-_IMPLICIT = struct.Struct("<HHL")
-_EXPLICIT = struct.Struct("<HH2sH")
-_LONG_LENGTH = struct.Struct("<L")
 
 
 class Hint:
@@ -171,8 +164,8 @@ class _Reading:
         if start + 12 > len(self.buf):
             self._need(start + 12)
         tag, vr, size, length = known.headers[index]
-        header = _header_at(self.buf, start, known.implicit_vr and not in_meta)
-        if header is None or header[0] != tag or header[1] != vr or header[2] != size or header[3] == _UNDEFINED:
+        header = element_header(self.buf, start, known.implicit_vr and not in_meta)
+        if header is None or header[0] != tag or header[1] != vr or header[2] != size or header[3] == UNDEFINED_LENGTH:
             raise _NotSimilar
         value_start = start + size
         value_end = value_start + header[3]
@@ -224,7 +217,7 @@ def _element_like(old: object, tag: int, buf: bytes, value_start: int, length: i
     if in_meta and tag not in _META_MAY_DIFFER:
         return None
     if type(old) is RawDataElement:
-        if old.length == _UNDEFINED or old.value is None and old.length:
+        if old.length == UNDEFINED_LENGTH or old.value is None and old.length:
             return None
         value = buf[value_start:value_start + length] if length else empty_value_for_VR(old.VR, raw=True)
         return RawDataElement(old.tag, old.VR, length, value, value_start, old.is_implicit_VR, old.is_little_endian,
@@ -253,7 +246,7 @@ def _layout(raw: bytes, entries: list, meta_count: int, implicit_vr: bool) -> tu
             if position is None:
                 return None
             ends[-1] = position
-        header = _header_at(raw, position, implicit)
+        header = element_header(raw, position, implicit)
         if header is None or header[0] != tag or position + header[2] != value_offset:
             return None
         if isinstance(elem, RawDataElement):
@@ -261,7 +254,7 @@ def _layout(raw: bytes, entries: list, meta_count: int, implicit_vr: bool) -> tu
                 return None
         starts.append(position)
         headers.append(header)
-        if header[3] == _UNDEFINED:
+        if header[3] == UNDEFINED_LENGTH:
             ends.append(-1)
             position = None
         else:
@@ -277,27 +270,9 @@ def _layout(raw: bytes, entries: list, meta_count: int, implicit_vr: bool) -> tu
 def _start_before(raw: bytes, tag: int, value_offset: int, implicit: bool) -> int | None:
     """Where the element whose value starts at `value_offset` begins, when that is the only reading."""
     found = [start for start in {value_offset - 8, value_offset - 12}
-             if (header := _header_at(raw, start, implicit)) is not None
+             if (header := element_header(raw, start, implicit)) is not None
              and header[0] == tag and start + header[2] == value_offset]
     return found[0] if len(found) == 1 else None
-
-
-def _header_at(buf: bytes, position: int, implicit: bool) -> tuple | None:
-    """(tag, VR bytes or None, header size, value length) of the element header at `position` (little
-    endian), or None when it is cut short or its VR is not one pydicom knows."""
-    if position < 0 or position + 8 > len(buf):
-        return None
-    if implicit:
-        group, element, length = _IMPLICIT.unpack_from(buf, position)
-        return group << 16 | element, None, 8, length
-    group, element, vr, length = _EXPLICIT.unpack_from(buf, position)
-    if vr not in _KNOWN_VRS:
-        return None  # pydicom guesses here (implicit VR switch or a 2-byte length)
-    if vr in _LONG_VRS:
-        if position + 12 > len(buf):
-            return None
-        return group << 16 | element, vr, 12, _LONG_LENGTH.unpack_from(buf, position + 8)[0]
-    return group << 16 | element, vr, 8, length
 
 
 def _first_difference(a: bytes, a_start: int, b: bytes, b_start: int, length: int) -> int | None:

@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import struct
 
+from wadows.dicom.element_header import KNOWN_VRS, UNDEFINED_LENGTH, element_header
+
 PREAMBLE_AND_MAGIC = 132
 MEDIA_STORAGE_SOP_CLASS, TRANSFER_SYNTAX = 0x00020002, 0x00020010
 SOP_CLASS, SOP_INSTANCE, STUDY, SERIES = 0x00080016, 0x00080018, 0x0020000D, 0x0020000E
 WANTED = frozenset({MEDIA_STORAGE_SOP_CLASS, TRANSFER_SYNTAX, SOP_CLASS, SOP_INSTANCE, STUDY, SERIES})
 
 _IMPLICIT_LE, _EXPLICIT_BE, _DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
-_UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-_SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
-                        b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 _TAG = struct.Struct("<HH")
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<L")
 _MAX_DEPTH = 16
 
 
@@ -59,7 +55,7 @@ def _read(data: bytes, last_tag: int) -> dict[int, bytes]:
         if tag <= previous:
             raise _Unusual
         previous = tag
-        position, start, end = _explicit(data, position)
+        position, start, end = _element(data, position, False)
         if end is None:
             raise _Unusual
         if tag in WANTED:
@@ -68,7 +64,7 @@ def _read(data: bytes, last_tag: int) -> dict[int, bytes]:
     if not syntax or syntax in (_EXPLICIT_BE, _DEFLATED):
         raise _Unusual
     implicit = syntax == _IMPLICIT_LE
-    if implicit and data[position + 4:position + 6] in _SHORT_VRS | _LONG_VRS:
+    if implicit and data[position + 4:position + 6] in KNOWN_VRS:
         raise _Unusual  # explicit VR under an implicit VR syntax: pydicom reads it as it finds it
     # The data set, up to the first element past last_tag.
     while position < len(data):
@@ -81,7 +77,7 @@ def _read(data: bytes, last_tag: int) -> dict[int, bytes]:
         if tag > last_tag:
             return found
         previous = tag
-        position, start, end = _implicit(data, position) if implicit else _explicit(data, position)
+        position, start, end = _element(data, position, implicit)
         if end is None:
             position = _skip_undefined(data, position, implicit, 0)
         elif tag in WANTED:
@@ -89,31 +85,16 @@ def _read(data: bytes, last_tag: int) -> dict[int, bytes]:
     raise _Unusual  # the header goes on beyond the bytes given
 
 
-def _explicit(data: bytes, position: int) -> tuple[int, int, int | None]:
+def _element(data: bytes, position: int, implicit: bool) -> tuple[int, int, int | None]:
     """(where the next element starts, value start, value end or None for an undefined length)."""
-    vr = data[position + 4:position + 6]
-    if vr in _SHORT_VRS:
-        length = _U16.unpack_from(data, position + 6)[0]
-        start = position + 8
-    elif vr in _LONG_VRS:
-        length = _U32.unpack_from(data, position + 8)[0]
-        start = position + 12
-        if length == _UNDEFINED:
-            if vr != b"SQ":
-                raise _Unusual  # UN of undefined length holds implicit VR items; encapsulated data comes later
-            return start, start, None
-    else:
-        raise _Unusual  # not a VR: pydicom would guess
-    end = start + length
-    if end > len(data):
-        raise _Unusual
-    return end, start, end
-
-
-def _implicit(data: bytes, position: int) -> tuple[int, int, int | None]:
-    length = _U32.unpack_from(data, position + 4)[0]
-    start = position + 8
-    if length == _UNDEFINED:
+    header = element_header(data, position, implicit)
+    if header is None:
+        raise _Unusual  # cut short, or not a VR: pydicom would guess
+    _, vr, size, length = header
+    start = position + size
+    if length == UNDEFINED_LENGTH:
+        if not implicit and vr != b"SQ":
+            raise _Unusual  # UN of undefined length holds implicit VR items; encapsulated data comes later
         return start, start, None
     end = start + length
     if end > len(data):
@@ -126,17 +107,16 @@ def _skip_undefined(data: bytes, position: int, implicit: bool, depth: int) -> i
     if depth > _MAX_DEPTH:
         raise _Unusual
     while True:
-        if position + 8 > len(data):
+        header = element_header(data, position, True)  # item tags carry no VR, whatever the encoding
+        if header is None:
             raise _Unusual
-        group, element = _TAG.unpack_from(data, position)
-        tag = group << 16 | element
-        length = _U32.unpack_from(data, position + 4)[0]
+        tag, _, _, length = header
         position += 8
         if tag == _SEQUENCE_END:
             return position
         if tag != _ITEM:
             raise _Unusual
-        if length != _UNDEFINED:
+        if length != UNDEFINED_LENGTH:
             position += length
             continue
         position = _skip_item(data, position, implicit, depth + 1)
@@ -150,6 +130,6 @@ def _skip_item(data: bytes, position: int, implicit: bool, depth: int) -> int:
         group, element = _TAG.unpack_from(data, position)
         if group << 16 | element == _ITEM_END:
             return position + 8
-        position, _, end = _implicit(data, position) if implicit else _explicit(data, position)
+        position, _, end = _element(data, position, implicit)
         if end is None:
             position = _skip_undefined(data, position, implicit, depth)
